@@ -1,0 +1,73 @@
+// libmicrohttpd, as a Swift module.
+//
+// This must be C: MHD_start_daemon is variadic (options are passed as a MHD_OPTION_END-terminated
+// list), and Swift cannot call C variadic functions. The wrapper below takes every option the
+// exporter uses as an ordinary parameter.
+#ifndef MCESCAN_CMICROHTTPD_SHIM_H
+#define MCESCAN_CMICROHTTPD_SHIM_H
+
+#include <sys/types.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <microhttpd.h>
+
+/// Starts a daemon on an already bound and listening socket `listen_fd`.
+///
+/// - flags: MHD_FLAG bits (epoll internal thread, ITC for quiescing, TLS when a key is given).
+/// - pool_size: worker threads of the internal thread pool (1 = no pool).
+/// - connection_limit / timeout_seconds: MHD_OPTION_CONNECTION_LIMIT / _CONNECTION_TIMEOUT.
+/// - memory_limit: per-connection memory pool, bounds the request header size.
+/// - tls_key_pem / tls_cert_pem: NUL-terminated PEM strings, or NULL for plain HTTP.
+/// Returns NULL on failure (libmicrohttpd does not report why; MHD_USE_ERROR_LOG prints it).
+static inline struct MHD_Daemon *
+mcescan_mhd_start(unsigned int flags, int listen_fd,
+                  MHD_AccessHandlerCallback handler, void *handler_cls,
+                  MHD_RequestCompletedCallback completed, void *completed_cls,
+                  unsigned int pool_size, unsigned int connection_limit,
+                  unsigned int timeout_seconds, size_t memory_limit,
+                  const char *tls_key_pem, const char *tls_cert_pem) {
+    if (tls_key_pem != NULL && tls_cert_pem != NULL) {
+        return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, handler_cls,
+                                MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                                MHD_OPTION_THREAD_POOL_SIZE, pool_size,
+                                MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                                MHD_OPTION_CONNECTION_TIMEOUT, timeout_seconds,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit,
+                                MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
+                                MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
+                                MHD_OPTION_END);
+    }
+    return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                            MHD_OPTION_THREAD_POOL_SIZE, pool_size,
+                            MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout_seconds,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit,
+                            MHD_OPTION_END);
+}
+
+/// Number of connections the daemon currently holds (0 when it cannot tell).
+static inline unsigned int mcescan_mhd_current_connections(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info == NULL ? 0 : info->num_connections;
+}
+
+/// The peer address of a connection, copied into `out` (at most `out_len` bytes).
+/// Returns the address length, or 0 when libmicrohttpd does not know it.
+static inline socklen_t mcescan_mhd_client_address(struct MHD_Connection *connection,
+                                                  struct sockaddr_storage *out) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL) return 0;
+    socklen_t len = info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                             : sizeof(struct sockaddr_in);
+    __builtin_memcpy(out, info->client_addr, len);
+    return len;
+}
+#endif

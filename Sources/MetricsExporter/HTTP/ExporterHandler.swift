@@ -1,0 +1,70 @@
+import Synchronization
+
+/// The exporter's routes: the telemetry path, the landing page and `/healthz`. Unknown paths get
+/// 404, known paths with another method 405 with `Allow`, both with the JSON error shape.
+public final class ExporterHandler: HTTPHandler {
+    public let telemetryPath: String
+    let registry: MetricsRegistry
+    /// Extra routes mounted by later layers (control API), consulted before the 404.
+    let extraRoutes: [any HTTPRoute]
+    private let lastSize = Atomic<Int>(0)
+
+    public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = []) {
+        self.registry = registry
+        self.telemetryPath = telemetryPath
+        self.extraRoutes = extraRoutes
+    }
+
+    public func handle(_ request: HTTPRequest) -> HTTPResponse {
+        switch request.path {
+        case telemetryPath:
+            guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
+            return metrics(request)
+        case "/":
+            guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
+            return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath))
+        case "/healthz":
+            guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
+            return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}\n")
+        default:
+            for route in extraRoutes {
+                if let response = route.respond(to: request) { return response }
+            }
+            return HTTPResponse.error(404, code: "not_found", message: "no such path: \(request.path)")
+        }
+    }
+
+    private func isRead(_ request: HTTPRequest) -> Bool {
+        request.method == "GET" || request.method == "HEAD"
+    }
+
+    private func methodNotAllowed(_ allowed: [String]) -> HTTPResponse {
+        HTTPResponse.error(405, code: "method_not_allowed", message: "allowed methods: \(allowed.joined(separator: ", "))",
+                           headers: [("Allow", allowed.joined(separator: ", "))])
+    }
+
+    /// Gathers, encodes in the negotiated format, gzips when allowed.
+    func metrics(_ request: HTTPRequest) -> HTTPResponse {
+        let format = ContentNegotiation.format(accept: request.header("Accept"))
+        let set = registry.gather()
+        // Size the buffer from the previous scrape so encoding does not regrow it.
+        var buffer: [UInt8] = []
+        let expected = lastSize.load(ordering: .relaxed)
+        buffer.reserveCapacity(expected + expected / 8 + 256)
+        ExpositionEncoder.encode(set.families, format: format, into: &buffer)
+        lastSize.store(buffer.count, ordering: .relaxed)
+        var headers: [(name: String, value: String)] = [("Content-Type", format.contentType), ("Vary", "Accept, Accept-Encoding")]
+        var body = buffer
+        if ContentNegotiation.acceptsGzip(request.header("Accept-Encoding")), let compressed = Gzip.compress(buffer) {
+            body = compressed
+            headers.append(("Content-Encoding", "gzip"))
+        }
+        return HTTPResponse(status: 200, headers: headers, body: body)
+    }
+}
+
+/// A route mounted beside the exporter's own (the control API, the sysfs-shaped view). Returns
+/// nil when the path is not its own.
+public protocol HTTPRoute: Sendable {
+    func respond(to request: HTTPRequest) -> HTTPResponse?
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Logging
+import MetricsExporter
+import ScanWorkers
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mcescan-exporter [serve]`: the daemon. Start order, signals and shutdown live here and only here.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the exporter daemon (the default subcommand).")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("web.listen-address"),
+            help: ArgumentHelp("Address to listen on, HOST:PORT, [IPV6]:PORT or :PORT (every address); repeatable. Port 0 picks a free port.", valueName: "address"))
+    var listenAddresses: [String] = [Defaults.listenAddress]
+
+    @Option(name: .customLong("web.telemetry-path"), help: "Path under which to expose metrics.")
+    var telemetryPath: String = Defaults.telemetryPath
+
+    @Option(name: .customLong("web.max-requests"), help: "Maximum number of concurrent connections per listen address (1-65535).")
+    var maxRequests: Int = Defaults.maxRequests
+
+    @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
+    var processCollector: Bool = true
+
+    var parsedAddresses: [ListenAddress] = []
+
+    enum CodingKeys: CodingKey {
+        case common, listenAddresses, telemetryPath, maxRequests, processCollector
+    }
+
+    mutating func validate() throws {
+        parsedAddresses = []
+        for text in listenAddresses {
+            do {
+                parsedAddresses.append(try ListenAddress(parsing: text))
+            } catch {
+                throw ValidationError("--web.listen-address: \(error.message)")
+            }
+        }
+        guard telemetryPath.hasPrefix("/"), telemetryPath.count > 1, telemetryPath != "/healthz",
+              !telemetryPath.contains("?"), !telemetryPath.contains("#") else {
+            throw ValidationError("--web.telemetry-path: \"\(telemetryPath)\" must start with '/' and not be '/' or '/healthz' (e.g. /metrics)")
+        }
+        guard (1...65535).contains(maxRequests) else {
+            throw ValidationError("--web.max-requests: \(maxRequests) is out of range (1-65535)")
+        }
+    }
+
+    func run() throws {
+        let logger = common.makeLogger()
+        // Every thread started from here on inherits this mask, so SIGTERM and SIGINT are only
+        // ever taken by the sigwait below.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        signal(SIGPIPE, SIG_IGN)
+
+        let procfs = ProcFS(root: common.procfs)
+        var collectors: [any Collector] = []
+        if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
+        let registry = MetricsRegistry(collectors: collectors, logger: logger)
+        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath)
+
+        var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
+        config.maxConnections = maxRequests
+        logger.info("starting mcescan-exporter", metadata: [
+            "version": "\(BuildInfo.version)", "revision": "\(BuildInfo.revision)", "swift": "\(BuildInfo.swiftVersion)"])
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(configuration: config, handler: handler)
+        } catch {
+            logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
+            throw ExitCode(2)
+        }
+        for address in server.boundAddresses {
+            logger.info("listening", metadata: ["address": "\(address)", "telemetry_path": "\(telemetryPath)"])
+        }
+
+        var received: Int32 = 0
+        while sigwait(&signals, &received) != 0 {}
+        logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        server.shutdown(gracePeriod: 10)
+        logger.info("stopped")
+    }
+}
+
+/// Defaults shown in `--help` and used by the code: one constant each.
+enum Defaults {
+    static let listenAddress = ":10120"
+    static let telemetryPath = "/metrics"
+    static let maxRequests = 40
+}
