@@ -54,7 +54,6 @@ let package = Package(
         .testTarget(
             name: "ExpositionFormatTests",
             dependencies: ["MetricsExporter", "CZlib"],
-            resources: [.copy("Golden")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
