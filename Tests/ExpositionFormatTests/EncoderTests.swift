@@ -79,7 +79,8 @@ struct EncoderTests {
         if Golden.updating { Golden.write(name, bytes) }
         let want = try #require(Golden.read(name), "missing golden \(name); run with UPDATE_GOLDEN=1")
         let got = String(decoding: bytes, as: UTF8.self)
-        #expect(bytes == want, "\(firstDifference(got, String(decoding: want, as: UTF8.self)))")
+        let equal = bytes == want
+        #expect(equal, "\(name) differs: \(firstDifference(got, String(decoding: want, as: UTF8.self)))")
     }
 
     @Test("output does not depend on input order")
