@@ -1,11 +1,10 @@
-import CBuildInfo
-
 /// Facts about this build, fixed at compile time.
 public enum BuildInfo {
     /// The exporter's release version.
     public static let version = "0.1.0"
-    /// The git revision that was built (from Package.swift's git information), or "unknown".
-    public static let revision = String(cString: mcescan_build_revision())
+    /// The git revision that was built (`-dirty` with uncommitted changes), or "unknown"
+    /// outside a git checkout; written before each build by the RevisionPlugin.
+    public static let revision = buildRevision
     /// The Swift compiler version that built the binary (major.minor).
     public static let swiftVersion: String = {
         #if compiler(>=6.5)
