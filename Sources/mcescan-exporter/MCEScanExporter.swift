@@ -13,7 +13,7 @@ struct MCEScanExporter: ParsableCommand {
         commandName: "mcescan-exporter",
         abstract: "Scans memory for errors per NUMA node and exports what it finds to Prometheus.",
         version: "\(BuildInfo.version) (revision \(BuildInfo.revision), Swift \(BuildInfo.swiftVersion))",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Doctor.self],
         defaultSubcommand: Serve.self)
 }
 

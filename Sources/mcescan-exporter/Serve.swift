@@ -28,10 +28,26 @@ struct Serve: ParsableCommand {
     @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
     var processCollector: Bool = true
 
+    @Flag(name: .customLong("collector.memory_failure"), inversion: .prefixedNo, help: "Per-node kernel memory-failure statistics (sysfs nodeN/memory_failure/).")
+    var memoryFailureCollector: Bool = true
+
+    @Flag(name: .customLong("collector.hwpoison"), inversion: .prefixedNo, help: "Background census of HWPOISON pages per node and page type (/proc/kpageflags).")
+    var hwpoisonCollector: Bool = true
+
+    @Option(name: .customLong("collector.hwpoison.interval"),
+            help: ArgumentHelp("Time between two hwpoison censuses (\(HwpoisonCensus.intervalRangeDescription), e.g. 60s, 5m).", valueName: "duration"))
+    var hwpoisonInterval: String = Defaults.hwpoisonInterval
+
+    @Flag(name: .customLong("collector.edac_scrub"), inversion: .prefixedNo, help: "EDAC scrub control state (sysfs bus/edac/devices/*/scrub*/).")
+    var edacScrubCollector: Bool = true
+
+    var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
+
     var parsedAddresses: [ListenAddress] = []
 
     enum CodingKeys: CodingKey {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
+        case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
     }
 
     mutating func validate() throws {
@@ -50,6 +66,11 @@ struct Serve: ParsableCommand {
         guard (1...65535).contains(maxRequests) else {
             throw ValidationError("--web.max-requests: \(maxRequests) is out of range (1-65535)")
         }
+        do {
+            hwpoisonIntervalSeconds = try HwpoisonCollector.parseInterval(hwpoisonInterval)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     func run() throws {
@@ -66,6 +87,16 @@ struct Serve: ParsableCommand {
         let procfs = ProcFS(root: common.procfs)
         var collectors: [any Collector] = []
         if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
+        let sysfs = SysFS(root: common.sysfs)
+        if memoryFailureCollector { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
+        var census: HwpoisonCensus?
+        if hwpoisonCollector {
+            let c = HwpoisonCensus(sysfs: sysfs, procfs: procfs, interval: hwpoisonIntervalSeconds, logger: logger)
+            c.start()
+            census = c
+            collectors.append(HwpoisonCollector(census: c))
+        }
+        if edacScrubCollector { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath)
 
@@ -88,6 +119,7 @@ struct Serve: ParsableCommand {
         while sigwait(&signals, &received) != 0 {}
         logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
         server.shutdown(gracePeriod: 10)
+        census?.stop()
         logger.info("stopped")
     }
 }
@@ -97,4 +129,5 @@ enum Defaults {
     static let listenAddress = ":10120"
     static let telemetryPath = "/metrics"
     static let maxRequests = 40
+    static let hwpoisonInterval = "60s"
 }

@@ -1,0 +1,345 @@
+import Logging
+import ScanWorkers
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mcescan_kernel_hwpoison_pages{node,page_type}`: a census of poisoned page frames per node,
+/// taken in the background by `HwpoisonCensus` (never at scrape time). A scrape shows the last
+/// complete census and when it finished.
+///
+/// - No `/proc/kpageflags` or no memory blocks under `devices/system/memory`: no series,
+///   `scrape_collector_success` 1.
+/// - The last census failed (unreadable or malformed source): the collector throws (success 0).
+/// - No census has completed yet (the first runs at start): no series, success 1.
+public struct HwpoisonCollector: Collector {
+    public let name = "hwpoison"
+    public let census: HwpoisonCensus
+
+    public init(census: HwpoisonCensus) {
+        self.census = census
+    }
+
+    public func collect(into families: inout [MetricFamily]) throws {
+        switch census.outcome {
+        case .pending, .absent:
+            return
+        case .failed(let error):
+            throw error
+        case .complete(let result):
+            families.append(contentsOf: try Self.families(result))
+        }
+    }
+
+    /// The families for one census result (pure; also used by tests and benchmarks).
+    public static func families(_ result: HwpoisonCensusResult) throws -> [MetricFamily] {
+        var pages: [Metric] = []
+        var examined: [Metric] = []
+        pages.reserveCapacity(result.nodes.count * HwpoisonPageType.allCases.count)
+        for (node, counts) in result.nodes {
+            let n = String(node)
+            for type in HwpoisonPageType.allCases {
+                pages.append(Metric(["node": n, "page_type": type.label], counts[type]))
+            }
+            examined.append(Metric(["node": n], counts.examined))
+        }
+        return [
+            try MetricFamily(
+                name: "mcescan_kernel_hwpoison_pages",
+                help: "Page frames with the kernel's HWPOISON flag in the last complete census of /proc/kpageflags, by node and page type (derived from the other KPF flags).",
+                type: .gauge, metrics: pages),
+            try MetricFamily(
+                name: "mcescan_kernel_hwpoison_census_pages",
+                help: "Page frames of the node's memory blocks that the last complete hwpoison census examined.",
+                type: .gauge, metrics: examined),
+            try MetricFamily(
+                name: "mcescan_kernel_hwpoison_census_timestamp_seconds",
+                help: "Unix time at which the last complete hwpoison census finished.",
+                type: .gauge, unit: "seconds", metrics: [Metric([:], result.finishedAt)]),
+            try MetricFamily(
+                name: "mcescan_kernel_hwpoison_census_duration_seconds",
+                help: "Wall time the last complete hwpoison census took.",
+                type: .gauge, unit: "seconds", metrics: [Metric([:], result.duration)]),
+        ]
+    }
+
+    /// Parses `--collector.hwpoison.interval`: a Prometheus-style duration (`90s`, `5m`, `1h30m`,
+    /// `1500ms`) between `range` bounds (seconds). Errors name the flag and the accepted range.
+    public static func parseInterval(_ text: String, flag: String = "--collector.hwpoison.interval",
+                                     range: ClosedRange<Double> = HwpoisonCensus.intervalRange) throws(FlagValueError) -> Double {
+        guard let seconds = parsePrometheusDuration(text) else {
+            throw FlagValueError("\(flag): \"\(text)\" is not a duration (e.g. 60s, 5m, 1h; accepted range \(formatDuration(range.lowerBound))-\(formatDuration(range.upperBound)))")
+        }
+        guard range.contains(seconds) else {
+            throw FlagValueError("\(flag): \(text) is out of range (\(formatDuration(range.lowerBound))-\(formatDuration(range.upperBound)))")
+        }
+        return seconds
+    }
+}
+
+/// A flag value that cannot be accepted; the message names the flag and the accepted range.
+public struct FlagValueError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Seconds of a Prometheus duration: one or more `<integer><unit>` terms, units `ms s m h d w y`,
+/// largest first, each unit at most once (`1h30m`, `90s`). nil when the text is not one.
+public func parsePrometheusDuration(_ text: String) -> Double? {
+    let units: [(String, Double)] = [("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600),
+                                     ("m", 60), ("s", 1), ("ms", 0.001)]
+    var rest = Substring(text)
+    var total = 0.0
+    var lastRank = -1
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let digits = rest.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, digits.count <= 12, let value = Double(digits) else { return nil }
+        rest = rest.dropFirst(digits.count)
+        let unitText = rest.prefix { $0.isASCII && $0.isLetter }
+        guard let rank = units.firstIndex(where: { $0.0 == unitText }), rank > lastRank else { return nil }
+        rest = rest.dropFirst(unitText.count)
+        total += value * units[rank].1
+        lastRank = rank
+    }
+    return total
+}
+
+func formatDuration(_ seconds: Double) -> String {
+    if seconds >= 3600, seconds.truncatingRemainder(dividingBy: 3600) == 0 { return "\(Int(seconds / 3600))h" }
+    if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
+    if seconds >= 1, seconds.truncatingRemainder(dividingBy: 1) == 0 { return "\(Int(seconds))s" }
+    return "\(Int((seconds * 1000).rounded()))ms"
+}
+
+/// One complete census: the counts per node (sorted by node) and when it ran.
+public struct HwpoisonCensusResult: Sendable, Equatable {
+    public var nodes: [(node: Int, counts: HwpoisonCounts)]
+    /// Unix seconds at the end of the census.
+    public var finishedAt: Double
+    /// Wall seconds the census took.
+    public var duration: Double
+
+    public init(nodes: [(node: Int, counts: HwpoisonCounts)], finishedAt: Double, duration: Double) {
+        self.nodes = nodes
+        self.finishedAt = finishedAt
+        self.duration = duration
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.finishedAt == b.finishedAt && a.duration == b.duration
+            && a.nodes.map(\.node) == b.nodes.map(\.node) && a.nodes.map(\.counts) == b.nodes.map(\.counts)
+    }
+}
+
+/// Counts HWPOISON page frames per node by reading `/proc/kpageflags` (under `--path.procfs`)
+/// for the PFN ranges of each node's memory blocks (under `--path.sysfs`), in bounded `pread`
+/// chunks. `start()` runs a census at once and then every `interval` seconds on a dedicated
+/// thread; `stop()` ends it (a census in progress stops at its next chunk). Scrapes read the
+/// last outcome under a mutex and never wait for a census.
+///
+/// Needs root: the kernel makes `/proc/kpageflags` 0400 root, so as another user every census
+/// fails with "permission denied" (success 0) and `doctor` says so.
+public final class HwpoisonCensus: Sendable {
+    /// What a scrape sees.
+    public enum Outcome: Sendable, Equatable {
+        /// No census has finished yet.
+        case pending
+        /// This host has no kpageflags or no memory blocks: nothing to report.
+        case absent
+        case complete(HwpoisonCensusResult)
+        case failed(HostFSError)
+    }
+
+    /// Default of `--collector.hwpoison.interval` (seconds).
+    public static let defaultInterval: Double = 60
+    /// Accepted range of `--collector.hwpoison.interval` (seconds).
+    public static let intervalRange: ClosedRange<Double> = 1...86400
+    /// `intervalRange` as `--help` shows it (`1s-24h`).
+    public static var intervalRangeDescription: String {
+        "\(formatDuration(intervalRange.lowerBound))-\(formatDuration(intervalRange.upperBound))"
+    }
+    /// Entries per `pread` (64 KiB of kpageflags).
+    public static let defaultChunkEntries = 8192
+
+    public let sysfs: SysFS
+    public let procfs: ProcFS
+    public let interval: Double
+    let pageSize: UInt64
+    let chunkEntries: Int
+    let logger: Logger
+    private let state = Mutex<Outcome>(.pending)
+    private let stopping = Atomic<Bool>(false)
+    private let wakePipe: (read: Int32, write: Int32)
+    private let thread = Mutex<pthread_t?>(nil)
+    private let failureLog = RateLimitedLog(interval: 600)
+
+    public init(sysfs: SysFS, procfs: ProcFS, interval: Double = HwpoisonCensus.defaultInterval,
+                pageSize: UInt64 = UInt64(sysconf(Int32(_SC_PAGESIZE))),
+                chunkEntries: Int = HwpoisonCensus.defaultChunkEntries, logger: Logger) {
+        self.sysfs = sysfs
+        self.procfs = procfs
+        self.interval = interval
+        self.pageSize = pageSize
+        self.chunkEntries = max(1, chunkEntries)
+        self.logger = logger
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        } else {
+            fds = [-1, -1]
+        }
+        self.wakePipe = (fds[0], fds[1])
+    }
+
+    deinit {
+        if wakePipe.read >= 0 { close(wakePipe.read) }
+        if wakePipe.write >= 0 { close(wakePipe.write) }
+    }
+
+    /// The last outcome.
+    public var outcome: Outcome { state.withLock { $0 } }
+
+    /// Runs one census now on the calling thread and stores its outcome.
+    @discardableResult
+    public func runOnce() -> Outcome {
+        let outcome: Outcome
+        do {
+            if let result = try census() {
+                outcome = .complete(result)
+            } else {
+                outcome = .absent
+            }
+        } catch {
+            outcome = .failed(error)
+            if failureLog.shouldLog(key: error.code.rawValue + error.path) {
+                logger.warning("hwpoison census failed", metadata: ["err": "\(error)"])
+            }
+        }
+        if case .failed = outcome, stopping.load(ordering: .relaxed) { return outcome }
+        state.withLock { $0 = outcome }
+        return outcome
+    }
+
+    /// One census: reads the layout and kpageflags. nil when either source is absent.
+    public func census() throws(HostFSError) -> HwpoisonCensusResult? {
+        let start = monotonicSeconds()
+        guard let layout = try MemoryBlockLayout.read(sysfs: sysfs) else { return nil }
+        let ranges = try layout.pfnRanges(pageSize: pageSize)
+        let path = procfs.path("kpageflags")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let err = hostFSError(errno: errno, path: path, operation: "open")
+            if err.code == .notFound { return nil }
+            throw err
+        }
+        defer { close(fd) }
+        var buffer = [UInt64](repeating: 0, count: chunkEntries)
+        var nodes: [(node: Int, counts: HwpoisonCounts)] = []
+        for (node, nodeRanges) in ranges {
+            var counts = HwpoisonCounts()
+            for range in nodeRanges {
+                var pfn = range.lowerBound
+                while pfn < range.upperBound {
+                    if stopping.load(ordering: .relaxed) {
+                        throw HostFSError(.unreadable, path: path, "census interrupted by shutdown")
+                    }
+                    let want = Int(min(UInt64(chunkEntries), range.upperBound - pfn))
+                    let got = try buffer.withUnsafeMutableBufferPointer { (buf) throws(HostFSError) -> Int in
+                        try Self.readEntries(fd: fd, path: path, into: UnsafeMutableBufferPointer(rebasing: buf[0..<want]), pfn: pfn)
+                    }
+                    if got == 0 { break }  // past the end of kpageflags (max_pfn): a hole, nothing to count
+                    buffer.withUnsafeBufferPointer { counts.add(UnsafeBufferPointer(rebasing: $0[0..<got])) }
+                    pfn += UInt64(got)
+                }
+            }
+            nodes.append((node: node, counts: counts))
+        }
+        return HwpoisonCensusResult(nodes: nodes, finishedAt: wallClockSeconds(), duration: monotonicSeconds() - start)
+    }
+
+    /// Reads up to `buf.count` entries starting at `pfn`; returns whole entries read (0 at EOF).
+    private static func readEntries(fd: Int32, path: String, into buf: UnsafeMutableBufferPointer<UInt64>,
+                                    pfn: UInt64) throws(HostFSError) -> Int {
+        let raw = UnsafeMutableRawBufferPointer(buf)
+        var done = 0
+        while done < raw.count {
+            let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(pfn * 8) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw hostFSError(errno: errno, path: path, operation: "pread")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        guard done % 8 == 0 else {
+            throw HostFSError(.malformed, path: path, "read \(done) bytes at PFN \(pfn): not whole 8-byte entries")
+        }
+        return done / 8
+    }
+
+    /// Starts the background thread: a census now, then one every `interval` seconds.
+    public func start() {
+        thread.withLock { current in
+            guard current == nil else { return }
+            let box = Unmanaged.passRetained(CensusThreadBox(census: self)).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let box = Unmanaged<CensusThreadBox>.fromOpaque(arg!).takeRetainedValue()
+                box.census.loop()
+                return nil
+            }, box)
+            if rc != 0 {
+                Unmanaged<CensusThreadBox>.fromOpaque(box).release()
+                logger.error("cannot start the hwpoison census thread", metadata: ["err": "\(String(cString: strerror(rc)))"])
+                return
+            }
+            current = tid
+        }
+    }
+
+    /// Stops the background thread and waits for it (at most one chunk of a census in progress).
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        if wakePipe.write >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wakePipe.write, &byte, 1)
+        }
+        let tid = thread.withLock { current -> pthread_t? in
+            defer { current = nil }
+            return current
+        }
+        if let tid { pthread_join(tid, nil) }
+    }
+
+    private func loop() {
+        while !stopping.load(ordering: .relaxed) {
+            runOnce()
+            var pfd = pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)
+            let deadline = monotonicSeconds() + interval
+            while !stopping.load(ordering: .relaxed) {
+                let left = deadline - monotonicSeconds()
+                if left <= 0 { break }
+                if pfd.fd >= 0 {
+                    _ = poll(&pfd, 1, Int32(min(left * 1000, 1_000_000).rounded(.up)))
+                } else {
+                    usleep(UInt32(min(left, 0.25) * 1_000_000))  // no wake pipe: poll the stop flag
+                }
+            }
+        }
+    }
+}
+
+private final class CensusThreadBox {
+    let census: HwpoisonCensus
+    init(census: HwpoisonCensus) { self.census = census }
+}
+
+/// A `HostFSError` for a failed system call: ENOENT/ENOTDIR mean the source is absent.
+func hostFSError(errno err: Int32, path: String, operation: String) -> HostFSError {
+    let code: HostFSError.Code = (err == ENOENT || err == ENOTDIR) ? .notFound : .unreadable
+    return HostFSError(code, path: path, "\(operation): \(String(cString: strerror(err)))")
+}
