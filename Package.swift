@@ -53,5 +53,17 @@ let package = Package(
             dependencies: ["MetricsExporter", "ScanWorkers"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: ["MetricsExporter", "ScanWorkers"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Benchmark (not installed): hwpoison census CPU and scrape latency; see BENCHMARKS.md.
+        .executableTarget(
+            name: "mcescan-collectors-bench",
+            dependencies: ["MetricsExporter", "ScanWorkers"],
+            path: "benchmarks/collectors",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

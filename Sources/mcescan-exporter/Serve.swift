@@ -28,8 +28,8 @@ struct Serve: ParsableCommand {
     @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
     var processCollector: Bool = true
 
-    @Flag(name: .customLong("collector.memory_failure"), inversion: .prefixedNo, help: "Per-node kernel memory-failure statistics (sysfs nodeN/memory_failure/).")
-    var memoryFailureCollector: Bool = true
+    @Flag(exclusivity: .chooseLast)
+    var memoryFailureCollector: MemoryFailureSwitch = .on
 
     @Flag(name: .customLong("collector.hwpoison"), inversion: .prefixedNo, help: "Background census of HWPOISON pages per node and page type (/proc/kpageflags).")
     var hwpoisonCollector: Bool = true
@@ -38,8 +38,8 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("Time between two hwpoison censuses (\(HwpoisonCensus.intervalRangeDescription), e.g. 60s, 5m).", valueName: "duration"))
     var hwpoisonInterval: String = Defaults.hwpoisonInterval
 
-    @Flag(name: .customLong("collector.edac_scrub"), inversion: .prefixedNo, help: "EDAC scrub control state (sysfs bus/edac/devices/*/scrub*/).")
-    var edacScrubCollector: Bool = true
+    @Flag(exclusivity: .chooseLast)
+    var edacScrubCollector: EdacScrubSwitch = .on
 
     var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
 
@@ -88,7 +88,7 @@ struct Serve: ParsableCommand {
         var collectors: [any Collector] = []
         if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
         let sysfs = SysFS(root: common.sysfs)
-        if memoryFailureCollector { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
+        if memoryFailureCollector == .on { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
         var census: HwpoisonCensus?
         if hwpoisonCollector {
             let c = HwpoisonCensus(sysfs: sysfs, procfs: procfs, interval: hwpoisonIntervalSeconds, logger: logger)
@@ -96,7 +96,7 @@ struct Serve: ParsableCommand {
             census = c
             collectors.append(HwpoisonCollector(census: c))
         }
-        if edacScrubCollector { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
+        if edacScrubCollector == .on { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath)
 
