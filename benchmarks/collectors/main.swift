@@ -104,7 +104,7 @@ func censusBenchmark(dir: String, runs: Int) {
         if system("cat '\(procfs.path("kpageflags"))' > /dev/null") != 0 { die("cat failed") }
         catCPU.append(cpuSeconds(RUSAGE_CHILDREN.rawValue) - c0)
     }
-    print("census: \(entries) entries (\(entries * 4096 >> 30) GiB of 4 KiB pages), \(poisoned) poisoned, \(runs) runs")
+    print("census: \(entries) entries (\((entries * 4096) >> 30) GiB of 4 KiB pages), \(poisoned) poisoned, \(runs) runs")
     print("  census CPU median \(fmt(median(censusCPU))) s (min \(fmt(censusCPU.min()!)), max \(fmt(censusCPU.max()!))), wall median \(fmt(median(censusWall))) s")
     print("  reference pread loop CPU median \(fmt(median(rawCPU))) s; cat CPU median \(fmt(median(catCPU))) s")
     print("  ratio census/pread \(fmt(median(censusCPU) / max(median(rawCPU), 1e-6), 2)), census/cat \(fmt(median(censusCPU) / max(median(catCPU), 1e-6), 2))")
