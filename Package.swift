@@ -11,12 +11,16 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (pkg-config names as Debian ships them).
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // bcrypt for basic auth (crypt_r) and the TLS checks/HMAC behind --web.config.file.
+        .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
+        .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
         // Writes the git revision into the build (mcescan_exporter_build_info{revision}).
         .plugin(name: "RevisionPlugin", capability: .buildTool()),
         // The scan hot loop and SIGBUS-safe reads (C: sigsetjmp/siglongjmp, vector variants).
@@ -29,8 +33,9 @@ let package = Package(
         .target(
             name: "MetricsExporter",
             dependencies: [
-                "ScanWorkers", "CMicroHTTPD", "CZlib",
+                "ScanWorkers", "CMicroHTTPD", "CZlib", "CCrypt", "CGnuTLS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: ["RevisionPlugin"]
@@ -77,6 +82,11 @@ let package = Package(
             name: "mcescan-collectors-bench",
             dependencies: ["MetricsExporter", "ScanWorkers"],
             path: "benchmarks/collectors",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SecurityTests",
+            dependencies: ["MetricsExporter", "CCrypt"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

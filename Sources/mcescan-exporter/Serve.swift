@@ -25,6 +25,10 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("web.max-requests"), help: "Maximum number of concurrent connections per listen address (1-65535).")
     var maxRequests: Int = Defaults.maxRequests
 
+    @Option(name: .customLong("web.config.file"),
+            help: ArgumentHelp("exporter-toolkit web config (YAML): tls_server_config (cert_file, key_file) for HTTPS, basic_auth_users (bcrypt) for authentication. Unsupported or unknown keys are errors.", valueName: "path"))
+    var webConfigFile: String?
+
     @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
     var processCollector: Bool = true
 
@@ -47,6 +51,7 @@ struct Serve: ParsableCommand {
 
     enum CodingKeys: CodingKey {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
+        case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
     }
 
@@ -84,6 +89,18 @@ struct Serve: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
+        // Before anything starts: a web config that cannot be used stops start-up (exit code 2).
+        var webConfig = WebConfig()
+        if let webConfigFile {
+            do {
+                webConfig = try WebConfig.load(path: webConfigFile)
+            } catch {
+                logger.error("invalid --web.config.file", metadata: ["file": "\(error.file)", "key": "\(error.key ?? "")", "err": "\(error.message)"])
+                throw ExitCode(2)
+            }
+            for warning in webConfig.warnings { logger.warning("web config", metadata: ["file": "\(webConfigFile)", "warning": "\(warning)"]) }
+        }
+
         let procfs = ProcFS(root: common.procfs)
         var collectors: [any Collector] = []
         if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
@@ -102,11 +119,14 @@ struct Serve: ParsableCommand {
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests
+        if let tls = webConfig.tls {
+            config.tls = .init(keyPEM: tls.keyPEM, certificatePEM: tls.certificatePEM, priorities: tls.priorities)
+        }
         logger.info("starting mcescan-exporter", metadata: [
             "version": "\(BuildInfo.version)", "revision": "\(BuildInfo.revision)", "swift": "\(BuildInfo.swiftVersion)"])
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: config, handler: handler)
+            server = try HTTPServer(configuration: config, handler: AccessControl(wrapping: handler, config: webConfig, logger: logger))
         } catch {
             logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
             throw ExitCode(2)
@@ -114,6 +134,10 @@ struct Serve: ParsableCommand {
         for address in server.boundAddresses {
             logger.info("listening", metadata: ["address": "\(address)", "telemetry_path": "\(telemetryPath)"])
         }
+        logger.info("access control", metadata: [
+            "tls": "\(webConfig.tls == nil ? "off" : "on")", "basic_auth": "\(webConfig.basicAuthUsers.isEmpty ? "off" : "on")",
+            "users": "\(webConfig.basicAuthUsers.count)", "web_config_file": "\(webConfigFile ?? "none")",
+            "mutations": "\(webConfig.basicAuthUsers.isEmpty ? "loopback only" : "loopback or authenticated")"])
 
         var received: Int32 = 0
         while sigwait(&signals, &received) != 0 {}
