@@ -55,6 +55,13 @@ let package = Package(
             exclude: ["Golden"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Benchmark (not installed): verify/fill/read throughput of CScanKernel (benchmarks/verify-throughput.sh).
+        .executableTarget(
+            name: "mcescan-bench-kernel",
+            dependencies: ["CScanKernel"],
+            path: "benchmarks/kernel",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         // Test helper (not installed): faults outside a scan and must die of the signal.
         .executableTarget(
             name: "mcescan-crashtest",

@@ -236,7 +236,10 @@ static void record_fault(mcescan_fault_list *faults, size_t page) {
     faults->count += 1;
 }
 
-// do_verify: verify each page (then refill it with next_* when refill); else fill it with seed/invert.
+// do_verify: verify the pages (rewriting each line with next_* right after it when refill); else
+// fill them with seed/invert. The whole remaining range is one armed call (so the kernels stream
+// across page boundaries at full speed); a fault names its page through si_addr, the pages before it
+// are complete, and the sweep resumes after it.
 static size_t sweep_safe(int do_verify, void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
                          int refill, uint64_t next_seed, int next_invert,
                          mcescan_verify_result *out, mcescan_fault_list *faults) {
@@ -251,24 +254,26 @@ static size_t sweep_safe(int do_verify, void *base, size_t page_size, size_t npa
     tl_hi = (uintptr_t)base + page_size * npages;
     tl_jb = &jb;
     if (sigsetjmp(jb, 1) != 0) {
-        // Only a SIGBUS inside [tl_lo, tl_hi) while armed lands here: the page being read.
-        record_fault(faults, page);
-        page = page + 1;
+        // Only a SIGBUS inside [tl_lo, tl_hi) while armed lands here.
+        size_t bad = (size_t)((tl_addr - (uintptr_t)base) / page_size);
+        if (bad < page) bad = page;   // cannot happen: pages before `page` were finished
+        done = done + (bad - page);
+        if (do_verify) out->words_checked += (uint64_t)(bad - page) * (page_size / 8);
+        record_fault(faults, bad);
+        page = bad + 1;
     }
     while (page < npages) {
         char *p = (char *)base + page * page_size;
+        size_t bytes = (npages - page) * page_size;
         tl_armed = 1;
         atomic_signal_fence(memory_order_seq_cst);
-        if (do_verify) {
-            v->verify(base, p, page_size, seed, invert != 0, out);
-            if (refill) v->fill(p, page_size, next_seed, next_invert != 0);
-        } else {
-            v->fill(p, page_size, seed, invert != 0);
-        }
+        if (!do_verify) v->fill(p, bytes, seed, invert != 0);
+        else if (refill) v->verify_refill(base, p, bytes, seed, invert != 0, next_seed, next_invert != 0, out);
+        else v->verify(base, p, bytes, seed, invert != 0, out);
         atomic_signal_fence(memory_order_seq_cst);
         tl_armed = 0;
-        done = done + 1;
-        page = page + 1;
+        done = done + (npages - page);
+        page = npages;
     }
     tl_jb = NULL;
     tl_lo = 0;
