@@ -138,7 +138,10 @@ public final class ScanRegion: @unchecked Sendable {
                     + "raise RLIMIT_MEMLOCK (LimitMEMLOCK=) or grant CAP_IPC_LOCK; scanning continues unlocked"
             }
         }
-        // Best effort: a full table only means out-of-scan notices for this region are not recorded.
+        // Out-of-scan poison notices can arrive on any thread from now on: install the process-wide
+        // handler (once) before registering. Best effort: a full table only means notices for this
+        // region are not recorded.
+        _ = mcescan_prepare_thread()
         _ = mcescan_register_region(UInt(bitPattern: base), size)
     }
 
