@@ -69,6 +69,13 @@ let package = Package(
             path: "Tests/CrashTest",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Benchmark (not installed): worker CPU per GiB, idle CPU, wake latency (benchmarks/worker-bench.sh).
+        .executableTarget(
+            name: "mcescan-worker-bench",
+            dependencies: ["ScanWorkers", "CScanKernel"],
+            path: "benchmarks/workers",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "WorkerTests",
             dependencies: ["ScanWorkers", "CScanKernel", "mcescan-crashtest"],

@@ -47,12 +47,51 @@ struct Serve: ParsableCommand {
 
     var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
 
+    @Option(name: .customLong("scan.nodes"),
+            help: ArgumentHelp("NUMA nodes to scan, e.g. 0,2-3 (default: every online node with memory).", valueName: "list"))
+    var scanNodes: String?
+
+    @Option(name: .customLong("scan.pages-to-scan"),
+            help: ArgumentHelp("Initial pages (4 KiB) verified per wake on each node (0-4194304; 0 parks the workers).", valueName: "pages"))
+    var pagesToScan: Int = ScanConfig.defaultPagesToScan
+
+    @Option(name: .customLong("scan.sleep-millisecs"),
+            help: ArgumentHelp("Initial sleep between two wakes (0-86400000 ms).", valueName: "ms"))
+    var sleepMillis: Int = ScanConfig.defaultSleepMillis
+
+    @Option(name: .customLong("scan.type"),
+            help: ArgumentHelp("Initial memory types: names (arena, free, hugetlb; none) or a bitmask 0-7.", valueName: "types"))
+    var scanType: String = Defaults.scanType
+
+    @Option(name: .customLong("scan.arena-bytes"),
+            help: ArgumentHelp("Pinned arena per node (4KiB-1TiB; B, KiB, MiB, GiB, TiB suffixes).", valueName: "size"))
+    var arenaBytes: String = Defaults.arenaBytes
+
+    @Option(name: .customLong("scan.free-reserve-ratio"),
+            help: ArgumentHelp("Never take free memory below this share of the node's memory (0-1).", valueName: "ratio"))
+    var freeReserveRatio: Double = MemoryGuard.defaultReserveRatio
+
+    @Option(name: .customLong("scan.pressure-threshold"),
+            help: ArgumentHelp("Back off the free and hugetlb sweeps while PSI memory 'some avg10' exceeds this percentage (0-100).", valueName: "percent"))
+    var pressureThreshold: Double = MemoryGuard.defaultPressureThreshold
+
+    @Option(name: .customLong("scan.coverage-window"),
+            help: ArgumentHelp("Window of the coverage ratio (1m-366d; s, m, h, d suffixes).", valueName: "duration"))
+    var coverageWindow: String = Defaults.coverageWindow
+
+    @Option(name: .customLong("state.dir"),
+            help: ArgumentHelp("Directory for knobs and events.jsonl, created 0700 (default: $STATE_DIRECTORY, else /var/lib/mcescan-exporter if writable, else $XDG_STATE_HOME/mcescan-exporter or ~/.local/state/mcescan-exporter).", valueName: "dir"))
+    var stateDir: String?
+
+    var scan = ScanFlags()
+
     var parsedAddresses: [ListenAddress] = []
 
     enum CodingKeys: CodingKey {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
         case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
+        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
     }
 
     mutating func validate() throws {
@@ -76,6 +115,9 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
+        scan = try ScanFlags(nodes: scanNodes, pagesToScan: pagesToScan, sleepMillis: sleepMillis, type: scanType,
+                             arenaBytes: arenaBytes, freeReserveRatio: freeReserveRatio, pressureThreshold: pressureThreshold,
+                             coverageWindow: coverageWindow, stateDir: stateDir)
     }
 
     func run() throws {
@@ -114,8 +156,19 @@ struct Serve: ParsableCommand {
             collectors.append(HwpoisonCollector(census: c))
         }
         if edacScrubCollector == .on { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
+        // Scan workers start before the HTTP server, so the first scrape already sees them.
+        let engine: ScanEngine
+        do {
+            engine = try scan.makeEngine(sysfs: sysfs, procfs: procfs, logger: logger)
+            try engine.start()
+        } catch {
+            logger.error("cannot start the scan workers", metadata: ["err": "\(error)"])
+            census?.stop()
+            throw ExitCode(2)
+        }
+        collectors.append(ScannerCollector(engine: engine))
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
-        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath)
+        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, health: { engine.failedWorkers() })
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests
@@ -129,6 +182,8 @@ struct Serve: ParsableCommand {
             server = try HTTPServer(configuration: config, handler: AccessControl(wrapping: handler, config: webConfig, logger: logger))
         } catch {
             logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
+            engine.stop()
+            census?.stop()
             throw ExitCode(2)
         }
         for address in server.boundAddresses {
@@ -143,6 +198,7 @@ struct Serve: ParsableCommand {
         while sigwait(&signals, &received) != 0 {}
         logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
         server.shutdown(gracePeriod: 10)
+        engine.stop()
         census?.stop()
         logger.info("stopped")
     }
@@ -154,4 +210,7 @@ enum Defaults {
     static let telemetryPath = "/metrics"
     static let maxRequests = 40
     static let hwpoisonInterval = "60s"
+    static let scanType = ScanConfig.typeNames(ScanConfig.defaultType).joined(separator: ",")
+    static let arenaBytes = "\(WorkerSettings.defaultArenaBytes >> 20)MiB"
+    static let coverageWindow = "\(Int(WorkerSettings.defaultCoverageWindow) / 3600)h"
 }

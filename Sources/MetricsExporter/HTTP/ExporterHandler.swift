@@ -7,12 +7,16 @@ public final class ExporterHandler: HTTPHandler {
     let registry: MetricsRegistry
     /// Extra routes mounted by later layers (control API), consulted before the 404.
     let extraRoutes: [any HTTPRoute]
+    /// Failed scan workers, one line each; `/healthz` answers 503 listing them when any.
+    let health: @Sendable () -> [String]
     private let lastSize = Atomic<Int>(0)
 
-    public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = []) {
+    public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = [],
+                health: @escaping @Sendable () -> [String] = { [] }) {
         self.registry = registry
         self.telemetryPath = telemetryPath
         self.extraRoutes = extraRoutes
+        self.health = health
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
@@ -25,6 +29,10 @@ public final class ExporterHandler: HTTPHandler {
             return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath))
         case "/healthz":
             guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
+            let failed = health()
+            if !failed.isEmpty {
+                return HTTPResponse.error(503, code: "worker_failed", message: "failed scan workers: " + failed.joined(separator: "; "))
+            }
             return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}\n")
         default:
             for route in extraRoutes {
