@@ -81,6 +81,18 @@ case "async-registered":
     guard n == 1, taken[0] == UInt64(UInt(bitPattern: base + pageSize + 8)) else { fail("took \(n) notices") }
     say("recorded poison notice")
     exit(0)
+case "async-ar-repeat":
+    // An action-required notice outside a scan is recorded once (the kernel's signal during
+    // madvise(MADV_HWPOISON)); the same address again on the same thread is a retried access to
+    // poison, not a notice: it must die of SIGBUS instead of looping.
+    let base = badMapping()
+    recoverOnce(base)
+    if mcescan_register_region(UInt(bitPattern: base), pages * pageSize) != 0 { fail("register: \(errno)") }
+    if mcescan_raise_sigbus(base + 64, 4 /* BUS_MCEERR_AR */, 12) != 0 { fail("raise: \(errno)") }
+    say("first action-required notice recorded")
+    _ = mcescan_raise_sigbus(base + 64, 4 /* BUS_MCEERR_AR */, 12)
+    say("survived a repeated action-required fault")
+    exit(4)
 default:
-    fail("unknown mode '\(mode)' (accepted: unarmed-sigbus, unarmed-segv, async-unregistered, async-registered)", code: 2)
+    fail("unknown mode '\(mode)' (accepted: unarmed-sigbus, unarmed-segv, async-unregistered, async-registered, async-ar-repeat)", code: 2)
 }

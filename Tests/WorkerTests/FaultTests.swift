@@ -262,7 +262,8 @@ struct CrashTests {
 
     @Test("unarmed faults die of their signal after a recovered one; a registered-region notice is survived",
           arguments: [Case(mode: "unarmed-sigbus", signal: SIGBUS), Case(mode: "unarmed-segv", signal: SIGSEGV),
-                      Case(mode: "async-unregistered", signal: SIGBUS), Case(mode: "async-registered", signal: nil)])
+                      Case(mode: "async-unregistered", signal: SIGBUS), Case(mode: "async-registered", signal: nil),
+                      Case(mode: "async-ar-repeat", signal: SIGBUS)])
     func childProcess(_ c: Case) throws {
         let path = try #require(crashTestPath(), "mcescan-crashtest not found next to the test bundle: build with `swift build --build-tests`")
         let (status, out) = try runCrashTest(path, mode: c.mode)
@@ -270,6 +271,7 @@ struct CrashTests {
         let exited = termSig == 0
         let exitCode = (status >> 8) & 0xff
         #expect(out.contains("recovered fault in scan"), "the child did not get through its recovered fault: \(out)")
+        if c.mode == "async-ar-repeat" { #expect(out.contains("first action-required notice recorded"), "\(out)") }
         if let signal = c.signal {
             // Death by the signal (a shell would report 128 + signal, e.g. 135 for SIGBUS).
             #expect(!exited && termSig == signal, "status \(status): \(out)")
