@@ -9,7 +9,8 @@ public final class ExporterHandler: HTTPHandler {
     let extraRoutes: [any HTTPRoute]
     /// Failed scan workers, one line each; `/healthz` answers 503 listing them when any.
     let health: @Sendable () -> [String]
-    private let lastSize = Atomic<Int>(0)
+    /// Encoding buffers kept between scrapes (one per concurrent scrape, at most 8).
+    private let buffers = Mutex<[ExpositionBuffer]>([])
 
     public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = [],
                 health: @escaping @Sendable () -> [String] = { [] }) {
@@ -55,18 +56,20 @@ public final class ExporterHandler: HTTPHandler {
     func metrics(_ request: HTTPRequest) -> HTTPResponse {
         let format = ContentNegotiation.format(accept: request.header("Accept"))
         let set = registry.gather()
-        // Size the buffer from the previous scrape so encoding does not regrow it.
-        var buffer: [UInt8] = []
-        let expected = lastSize.load(ordering: .relaxed)
-        buffer.reserveCapacity(expected + expected / 8 + 256)
-        ExpositionEncoder.encode(set.families, format: format, into: &buffer)
-        lastSize.store(buffer.count, ordering: .relaxed)
+        // Encode into a pooled buffer (no allocation once warm), then copy out once.
+        let buffer = buffers.withLock { $0.popLast() } ?? ExpositionBuffer()
+        buffer.reset()
+        ExpositionEncoder.encode(set.families, format: format, into: buffer)
         var headers: [(name: String, value: String)] = [("Content-Type", format.contentType), ("Vary", "Accept, Accept-Encoding")]
-        var body = buffer
-        if ContentNegotiation.acceptsGzip(request.header("Accept-Encoding")), let compressed = Gzip.compress(buffer) {
+        var body: [UInt8]
+        if ContentNegotiation.acceptsGzip(request.header("Accept-Encoding")),
+           let compressed = buffer.withUnsafeBytes({ Gzip.compress($0) }) {
             body = compressed
             headers.append(("Content-Encoding", "gzip"))
+        } else {
+            body = buffer.bytes
         }
+        buffers.withLock { if $0.count < 8 { $0.append(buffer) } }
         return HTTPResponse(status: 200, headers: headers, body: body)
     }
 }
