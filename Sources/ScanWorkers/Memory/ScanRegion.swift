@@ -1,7 +1,10 @@
-// API notes (kernel helper, issue 3): the API of the brief is kept; additions only:
+// API CHANGE: `fill(pages:seed:invert:)` now returns `[PageFault]` (`@discardableResult`, so existing
+//   calls compile unchanged): filling is fault-safe, and a page that raised SIGBUS while being filled
+//   is reported (count it like a verify fault) and has already been replaced.
+// API notes (kernel helper, issue 3): otherwise the API of the brief is kept; additions only:
 // - `init(bytes:name:lock:backing:placement:)`: `backing` (default `.memfd`) selects memfd / anonymous /
-//   hugetlb memory; `bytes` is rounded up to whole pages.
-// - `fill` returns the pages that faulted while filling (`@discardableResult`); they are replaced.
+//   hugetlb memory; `bytes` is rounded up to whole pages. The init installs the process-wide fault
+//   handler and registers the region for out-of-scan poison notices.
 // - `ChunkResult.pagesSkipped`; `retireAsyncPoison(seed:invert:)`; `isRetired(page:)`;
 //   `lastReplacementError`; `lockedBytes`; `ScanKernel` (variant, prepareThread, force).
 #if canImport(Glibc)
