@@ -198,8 +198,9 @@ public final class ScanRegion: @unchecked Sendable {
         return found
     }
 
-    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, each
-    /// page that verified is rewritten with the next pattern in the same sweep. A page that faults is
+    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, every
+    /// 64-byte line is rewritten with the next pattern right after it was compared (mismatching lines
+    /// included: the next pass tests retention again, not this pass's damage). A page that faults is
     /// reported once in `faults`, retired, and replaced by a fresh page holding the next pattern (with
     /// `refill`) or the same one (without), so the following pass finds it clean.
     public func verify(pages: Range<Int>, seed: UInt64, invert: Bool, refill: (seed: UInt64, invert: Bool)?) -> ChunkResult {
