@@ -120,6 +120,17 @@ import Testing
         #expect(ranges[1].ranges == [16..<24, 72..<88])
     }
 
+    @Test(arguments: [UInt64.max, UInt64(Int64.max) / 8, 1 << 50, 1 << 45])
+    func blockIndexBeyondAnyFileOffsetIsMalformed(_ index: UInt64) {
+        let layout = MemoryBlockLayout(blockSizeBytes: 0x8000000, blocks: [MemoryBlock(index: index, node: 0)])
+        do {
+            _ = try layout.pfnRanges(pageSize: 4096)
+            Issue.record("accepted block index \(index)")
+        } catch {
+            #expect(error.code == .malformed)
+        }
+    }
+
     @Test func blockSizeMustBeWholePages() {
         let layout = MemoryBlockLayout(blockSizeBytes: 0x1800, blocks: [MemoryBlock(index: 0, node: 0)])
         #expect(throws: HostFSError.self) { try layout.pfnRanges(pageSize: 4096) }

@@ -169,7 +169,8 @@ public struct MemoryBlockLayout: Sendable, Equatable {
         var byNode: [Int: [Range<UInt64>]] = [:]
         for block in blocks {
             let (start, overflow) = block.index.multipliedReportingOverflow(by: pagesPerBlock)
-            guard !overflow, start <= UInt64.max / 8 - pagesPerBlock else {
+            // Byte offsets into kpageflags (8 per PFN) must fit off_t.
+            guard !overflow, start <= UInt64(Int64.max) / 8 - pagesPerBlock else {
                 throw HostFSError(.malformed, path: "devices/system/memory/memory\(block.index)", "block index out of range")
             }
             let range = start..<(start + pagesPerBlock)
