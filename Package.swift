@@ -49,6 +49,11 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
+            name: "ControlAPITests",
+            dependencies: ["MetricsExporter", "ScanWorkers"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
             name: "HTTPServerTests",
             dependencies: ["MetricsExporter", "ScanWorkers"],
             swiftSettings: [.swiftLanguageMode(.v6)]
