@@ -48,14 +48,16 @@ let package = Package(
             exclude: ["Golden"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Shared by the test targets: a raw HTTP client, temp trees, joinable threads.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(
             name: "ControlAPITests",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "HTTPServerTests",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
