@@ -11,24 +11,31 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (pkg-config names as Debian ships them).
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CNUMA", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // bcrypt for basic auth (crypt_r) and the TLS checks/HMAC behind --web.config.file.
+        .systemLibrary(name: "CCrypt", pkgConfig: "libcrypt", providers: [.apt(["libcrypt-dev"])]),
+        .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
         // Writes the git revision into the build (mcescan_exporter_build_info{revision}).
         .plugin(name: "RevisionPlugin", capability: .buildTool()),
+        // The scan hot loop and SIGBUS-safe reads (C: sigsetjmp/siglongjmp, vector variants).
+        .target(name: "CScanKernel"),
         .target(
             name: "ScanWorkers",
-            dependencies: ["CNUMA"],
+            dependencies: ["CNUMA", "CScanKernel"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(
             name: "MetricsExporter",
             dependencies: [
-                "ScanWorkers", "CMicroHTTPD", "CZlib",
+                "ScanWorkers", "CMicroHTTPD", "CZlib", "CCrypt", "CGnuTLS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)],
             plugins: ["RevisionPlugin"]
@@ -50,6 +57,32 @@ let package = Package(
         ),
         // Shared by the test targets: a raw HTTP client, temp trees, joinable threads.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Benchmark (not installed): verify/fill/read throughput of CScanKernel (benchmarks/verify-throughput.sh).
+        .executableTarget(
+            name: "mcescan-bench-kernel",
+            dependencies: ["CScanKernel"],
+            path: "benchmarks/kernel",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Test helper (not installed): faults outside a scan and must die of the signal.
+        .executableTarget(
+            name: "mcescan-crashtest",
+            dependencies: ["CScanKernel"],
+            path: "Tests/CrashTest",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Benchmark (not installed): worker CPU per GiB, idle CPU, wake latency (benchmarks/worker-bench.sh).
+        .executableTarget(
+            name: "mcescan-worker-bench",
+            dependencies: ["ScanWorkers", "CScanKernel"],
+            path: "benchmarks/workers",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: ["ScanWorkers", "CScanKernel", "mcescan-crashtest"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "ControlAPITests",
             dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
@@ -58,6 +91,23 @@ let package = Package(
         .testTarget(
             name: "HTTPServerTests",
             dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "CollectorTests",
+            dependencies: ["MetricsExporter", "ScanWorkers"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Benchmark (not installed): hwpoison census CPU and scrape latency; see BENCHMARKS.md.
+        .executableTarget(
+            name: "mcescan-collectors-bench",
+            dependencies: ["MetricsExporter", "ScanWorkers"],
+            path: "benchmarks/collectors",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SecurityTests",
+            dependencies: ["MetricsExporter", "CCrypt"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -22,6 +22,8 @@
 /// - connection_limit / timeout_seconds: MHD_OPTION_CONNECTION_LIMIT / _CONNECTION_TIMEOUT.
 /// - memory_limit: per-connection memory pool, bounds the request header size.
 /// - tls_key_pem / tls_cert_pem: NUL-terminated PEM strings, or NULL for plain HTTP.
+/// - tls_priorities: a GnuTLS priority string (MHD_OPTION_HTTPS_PRIORITIES), or NULL for libmicrohttpd's
+///   default ("NORMAL", which on Debian 12 still offers TLS 1.0 and 1.1).
 /// Returns NULL on failure (libmicrohttpd does not report why; MHD_USE_ERROR_LOG prints it).
 static inline struct MHD_Daemon *
 mcescan_mhd_start(unsigned int flags, int listen_fd,
@@ -29,8 +31,9 @@ mcescan_mhd_start(unsigned int flags, int listen_fd,
                   MHD_RequestCompletedCallback completed, void *completed_cls,
                   unsigned int pool_size, unsigned int connection_limit,
                   unsigned int timeout_seconds, size_t memory_limit,
-                  const char *tls_key_pem, const char *tls_cert_pem) {
+                  const char *tls_key_pem, const char *tls_cert_pem, const char *tls_priorities) {
     if (tls_key_pem != NULL && tls_cert_pem != NULL) {
+        if (tls_priorities == NULL) tls_priorities = "NORMAL";
         return MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, handler, handler_cls,
                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
                                 MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
@@ -40,6 +43,7 @@ mcescan_mhd_start(unsigned int flags, int listen_fd,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit,
                                 MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
                                 MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
+                                MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
                                 MHD_OPTION_END);
     }
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,

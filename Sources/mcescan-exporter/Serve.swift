@@ -25,11 +25,15 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("web.max-requests"), help: "Maximum number of concurrent connections per listen address (1-65535).")
     var maxRequests: Int = Defaults.maxRequests
 
+    @Option(name: .customLong("web.config.file"),
+            help: ArgumentHelp("exporter-toolkit web config (YAML): tls_server_config (cert_file, key_file) for HTTPS, basic_auth_users (bcrypt) for authentication. Unsupported or unknown keys are errors.", valueName: "path"))
+    var webConfigFile: String?
+
     @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
     var processCollector: Bool = true
 
-    @Flag(name: .customLong("collector.memory_failure"), inversion: .prefixedNo, help: "Per-node kernel memory-failure statistics (sysfs nodeN/memory_failure/).")
-    var memoryFailureCollector: Bool = true
+    @Flag(exclusivity: .chooseLast)
+    var memoryFailureCollector: MemoryFailureSwitch = .on
 
     @Flag(name: .customLong("collector.hwpoison"), inversion: .prefixedNo, help: "Background census of HWPOISON pages per node and page type (/proc/kpageflags).")
     var hwpoisonCollector: Bool = true
@@ -38,16 +42,56 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("Time between two hwpoison censuses (\(HwpoisonCensus.intervalRangeDescription), e.g. 60s, 5m).", valueName: "duration"))
     var hwpoisonInterval: String = Defaults.hwpoisonInterval
 
-    @Flag(name: .customLong("collector.edac_scrub"), inversion: .prefixedNo, help: "EDAC scrub control state (sysfs bus/edac/devices/*/scrub*/).")
-    var edacScrubCollector: Bool = true
+    @Flag(exclusivity: .chooseLast)
+    var edacScrubCollector: EdacScrubSwitch = .on
 
     var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
+
+    @Option(name: .customLong("scan.nodes"),
+            help: ArgumentHelp("NUMA nodes to scan, e.g. 0,2-3 (default: every online node with memory).", valueName: "list"))
+    var scanNodes: String?
+
+    @Option(name: .customLong("scan.pages-to-scan"),
+            help: ArgumentHelp("Initial pages (4 KiB) verified per wake on each node (0-4194304; 0 parks the workers).", valueName: "pages"))
+    var pagesToScan: Int = ScanConfig.defaultPagesToScan
+
+    @Option(name: .customLong("scan.sleep-millisecs"),
+            help: ArgumentHelp("Initial sleep between two wakes (0-86400000 ms).", valueName: "ms"))
+    var sleepMillis: Int = ScanConfig.defaultSleepMillis
+
+    @Option(name: .customLong("scan.type"),
+            help: ArgumentHelp("Initial memory types: names (arena, free, hugetlb; none) or a bitmask 0-7.", valueName: "types"))
+    var scanType: String = Defaults.scanType
+
+    @Option(name: .customLong("scan.arena-bytes"),
+            help: ArgumentHelp("Pinned arena per node (4KiB-1TiB; B, KiB, MiB, GiB, TiB suffixes).", valueName: "size"))
+    var arenaBytes: String = Defaults.arenaBytes
+
+    @Option(name: .customLong("scan.free-reserve-ratio"),
+            help: ArgumentHelp("Never take free memory below this share of the node's memory (0-1).", valueName: "ratio"))
+    var freeReserveRatio: Double = MemoryGuard.defaultReserveRatio
+
+    @Option(name: .customLong("scan.pressure-threshold"),
+            help: ArgumentHelp("Back off the free and hugetlb sweeps while PSI memory 'some avg10' exceeds this percentage (0-100).", valueName: "percent"))
+    var pressureThreshold: Double = MemoryGuard.defaultPressureThreshold
+
+    @Option(name: .customLong("scan.coverage-window"),
+            help: ArgumentHelp("Window of the coverage ratio (1m-366d; s, m, h, d suffixes).", valueName: "duration"))
+    var coverageWindow: String = Defaults.coverageWindow
+
+    @Option(name: .customLong("state.dir"),
+            help: ArgumentHelp("Directory for knobs and events.jsonl, created 0700 (default: $STATE_DIRECTORY, else /var/lib/mcescan-exporter if writable, else $XDG_STATE_HOME/mcescan-exporter or ~/.local/state/mcescan-exporter).", valueName: "dir"))
+    var stateDir: String?
+
+    var scan = ScanFlags()
 
     var parsedAddresses: [ListenAddress] = []
 
     enum CodingKeys: CodingKey {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
+        case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
+        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
     }
 
     mutating func validate() throws {
@@ -71,6 +115,9 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
+        scan = try ScanFlags(nodes: scanNodes, pagesToScan: pagesToScan, sleepMillis: sleepMillis, type: scanType,
+                             arenaBytes: arenaBytes, freeReserveRatio: freeReserveRatio, pressureThreshold: pressureThreshold,
+                             coverageWindow: coverageWindow, stateDir: stateDir)
     }
 
     func run() throws {
@@ -84,11 +131,23 @@ struct Serve: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
 
+        // Before anything starts: a web config that cannot be used stops start-up (exit code 2).
+        var webConfig = WebConfig()
+        if let webConfigFile {
+            do {
+                webConfig = try WebConfig.load(path: webConfigFile)
+            } catch {
+                logger.error("invalid --web.config.file", metadata: ["file": "\(error.file)", "key": "\(error.key ?? "")", "err": "\(error.message)"])
+                throw ExitCode(2)
+            }
+            for warning in webConfig.warnings { logger.warning("web config", metadata: ["file": "\(webConfigFile)", "warning": "\(warning)"]) }
+        }
+
         let procfs = ProcFS(root: common.procfs)
         var collectors: [any Collector] = []
         if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
         let sysfs = SysFS(root: common.sysfs)
-        if memoryFailureCollector { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
+        if memoryFailureCollector == .on { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
         var census: HwpoisonCensus?
         if hwpoisonCollector {
             let c = HwpoisonCensus(sysfs: sysfs, procfs: procfs, interval: hwpoisonIntervalSeconds, logger: logger)
@@ -96,29 +155,50 @@ struct Serve: ParsableCommand {
             census = c
             collectors.append(HwpoisonCollector(census: c))
         }
-        if edacScrubCollector { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
+        if edacScrubCollector == .on { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
+        // Scan workers start before the HTTP server, so the first scrape already sees them.
+        let engine: ScanEngine
+        do {
+            engine = try scan.makeEngine(sysfs: sysfs, procfs: procfs, logger: logger)
+            try engine.start()
+        } catch {
+            logger.error("cannot start the scan workers", metadata: ["err": "\(error)"])
+            census?.stop()
+            throw ExitCode(2)
+        }
+        collectors.append(ScannerCollector(engine: engine))
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
-        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath)
+        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, health: { engine.failedWorkers() })
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests
+        if let tls = webConfig.tls {
+            config.tls = .init(keyPEM: tls.keyPEM, certificatePEM: tls.certificatePEM, priorities: tls.priorities)
+        }
         logger.info("starting mcescan-exporter", metadata: [
             "version": "\(BuildInfo.version)", "revision": "\(BuildInfo.revision)", "swift": "\(BuildInfo.swiftVersion)"])
         let server: HTTPServer
         do {
-            server = try HTTPServer(configuration: config, handler: handler)
+            server = try HTTPServer(configuration: config, handler: AccessControl(wrapping: handler, config: webConfig, logger: logger))
         } catch {
             logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
+            engine.stop()
+            census?.stop()
             throw ExitCode(2)
         }
         for address in server.boundAddresses {
             logger.info("listening", metadata: ["address": "\(address)", "telemetry_path": "\(telemetryPath)"])
         }
+        logger.info("access control", metadata: [
+            "tls": "\(webConfig.tls == nil ? "off" : "on")", "basic_auth": "\(webConfig.basicAuthUsers.isEmpty ? "off" : "on")",
+            "users": "\(webConfig.basicAuthUsers.count)", "web_config_file": "\(webConfigFile ?? "none")",
+            "mutations": "\(webConfig.basicAuthUsers.isEmpty ? "loopback only" : "loopback or authenticated")"])
 
         var received: Int32 = 0
         while sigwait(&signals, &received) != 0 {}
         logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
         server.shutdown(gracePeriod: 10)
+        engine.stop()
         census?.stop()
         logger.info("stopped")
     }
@@ -130,4 +210,7 @@ enum Defaults {
     static let telemetryPath = "/metrics"
     static let maxRequests = 40
     static let hwpoisonInterval = "60s"
+    static let scanType = ScanConfig.typeNames(ScanConfig.defaultType).joined(separator: ",")
+    static let arenaBytes = "\(WorkerSettings.defaultArenaBytes >> 20)MiB"
+    static let coverageWindow = "\(Int(WorkerSettings.defaultCoverageWindow) / 3600)h"
 }

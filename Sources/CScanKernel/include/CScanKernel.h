@@ -103,6 +103,47 @@ size_t mcescan_take_async_poison(uint64_t *out, size_t max);
 /// throughput is measured against.
 uint64_t mcescan_read_reference(const void *base, size_t bytes);
 
+
+// ---- Additions (kernel helper, issue 3): everything below is additive; the API above is unchanged. ----
+
+/// Writes up to `max` names of the variants this CPU supports (best first, e.g. "avx2", "sse2",
+/// "scalar") to `out`; returns how many were written.
+size_t mcescan_variant_names(const char **out, size_t max);
+
+/// Fill / verify with a named variant without changing the process-wide choice (tests and
+/// benchmarks comparing variants). Return -1 when the CPU lacks the variant or the name is unknown.
+int mcescan_fill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert);
+int mcescan_verify_with(const char *variant, const void *base, size_t bytes, uint64_t seed, int invert,
+                        mcescan_verify_result *out);
+
+/// Fills `npages` pages with the pattern, surviving SIGBUS like mcescan_verify_safe (a faulting
+/// page is recorded and skipped). Returns the number of pages filled.
+size_t mcescan_fill_safe(void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
+                         mcescan_fault_list *faults);
+
+/// Like mcescan_take_async_poison, but takes only addresses inside [start, start+length), leaving
+/// other regions' notices for their owners.
+size_t mcescan_take_async_poison_in(uintptr_t start, size_t length, uint64_t *out, size_t max);
+
+/// Out-of-scan poison notices dropped because the table was full (256 slots) since start.
+uint64_t mcescan_async_poison_dropped(void);
+
+// Linux calls the Swift Glibc module does not import. Each returns -1 with errno on failure.
+
+/// memfd_create(name, MFD_CLOEXEC), with MFD_HUGETLB and the page size log2 when huge_log2 != 0.
+int mcescan_memfd(const char *name, unsigned huge_log2);
+/// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): releases the memory behind a range of a memfd.
+int mcescan_punch_hole(int fd, uint64_t offset, uint64_t length);
+/// Maps a fresh memfd over [addr, addr+length) (MAP_FIXED) and truncates it to zero: the next
+/// access raises a real SIGBUS with BUS_ADRERR (fault injection: "lost backing").
+int mcescan_map_lost_backing(void *addr, size_t length);
+/// madvise(MADV_HWPOISON): the kernel poisons the frames (needs CAP_SYS_ADMIN and
+/// CONFIG_MEMORY_FAILURE; EINVAL without it). Real: the frame stays retired until reboot.
+int mcescan_madvise_hwpoison(void *addr, size_t length);
+/// Queues a SIGBUS to the calling thread with the given si_code, si_addr and si_addr_lsb
+/// (rt_tgsigqueueinfo), as the kernel would deliver an early-kill notice. For tests.
+int mcescan_raise_sigbus(void *addr, int si_code, int addr_lsb);
+
 #ifdef __cplusplus
 }
 #endif

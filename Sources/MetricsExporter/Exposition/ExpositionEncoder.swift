@@ -14,14 +14,41 @@ public enum ExpositionFormat: String, Sendable, CaseIterable {
     }
 }
 
+/// A reusable output buffer for the encoder: one malloc'd region that grows as needed and is
+/// kept across scrapes (`reset()` empties it without freeing). One user at a time: the HTTP layer
+/// hands buffers out of a locked pool, so it is `@unchecked Sendable` for that hand-over only.
+public final class ExpositionBuffer: @unchecked Sendable {
+    fileprivate var base: UnsafeMutablePointer<UInt8>
+    fileprivate var capacity: Int
+    /// Bytes written so far.
+    public fileprivate(set) var count = 0
+
+    public init(capacity: Int = 64 * 1024) {
+        self.capacity = max(capacity, 256)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Empties the buffer, keeping its memory.
+    public func reset() { count = 0 }
+
+    /// The bytes written, valid until the next write or `reset()`.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// A copy of the bytes written.
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+}
+
 /// Turns families into exposition bytes. Pure: no I/O, no HTTP, no clock. The output depends only
 /// on the families (which are already sorted), so equal inputs give equal bytes.
 public enum ExpositionEncoder {
-    /// Appends the encoding of `families` to `out`. Callers reuse `out` across scrapes
-    /// (`removeAll(keepingCapacity: true)`) so a steady-state scrape does not grow it.
-    public static func encode(_ families: [MetricFamily], format: ExpositionFormat, into out: inout [UInt8]) {
-        var writer = ByteWriter(out: out)
-        out = []  // hand the storage to the writer without a copy
+    /// Appends the encoding of `families` to `buffer`. Callers keep one buffer per thread and
+    /// `reset()` it per scrape, so a steady-state scrape allocates nothing here.
+    public static func encode(_ families: [MetricFamily], format: ExpositionFormat, into buffer: ExpositionBuffer) {
+        var writer = ByteWriter(base: buffer.base, count: buffer.count, capacity: buffer.capacity)
         for family in families {
             switch format {
             case .text004: writer.writeText004(family)
@@ -29,7 +56,16 @@ public enum ExpositionEncoder {
             }
         }
         if format == .openMetrics100 { writer.append("# EOF\n") }
-        out = writer.out
+        buffer.base = writer.base
+        buffer.capacity = writer.capacity
+        buffer.count = writer.count
+    }
+
+    /// Appends the encoding of `families` to `out`.
+    public static func encode(_ families: [MetricFamily], format: ExpositionFormat, into out: inout [UInt8]) {
+        let buffer = ExpositionBuffer(capacity: 16 * 1024)
+        encode(families, format: format, into: buffer)
+        buffer.withUnsafeBytes { out.append(contentsOf: $0) }
     }
 
     /// Convenience for tests and one-off callers.
@@ -42,18 +78,70 @@ public enum ExpositionEncoder {
 
 // MARK: - Writer
 
-private struct ByteWriter {
-    var out: [UInt8]
+/// Writes through a raw pointer: Array's generic append paths cost more than the bytes they copy
+/// when most appends are a few bytes long.
+private struct ByteWriter: TextOutputStream {
+    var base: UnsafeMutablePointer<UInt8>
+    var count: Int
+    var capacity: Int
 
-    @inline(__always) mutating func append(_ byte: UInt8) { out.append(byte) }
+    @inline(__always) mutating func reserve(_ n: Int) {
+        if _slowPath(count + n > capacity) { grow(n) }
+    }
+
+    @inline(never) mutating func grow(_ n: Int) {
+        let newCapacity = max(capacity * 2, count + n)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always) mutating func append(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always) mutating func append(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        reserve(n)
+        let dst = UnsafeMutableRawPointer(base + count)
+        let src = UnsafeRawPointer(p)
+        if n >= 8 && n <= 32 {
+            // Most pieces are a few dozen bytes: overlapping 8-byte moves beat a call to memcpy.
+            var i = 0
+            while i + 8 < n {
+                dst.storeBytes(of: src.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self), toByteOffset: n - 8, as: UInt64.self)
+        } else if n < 8 {
+            var i = 0
+            while i < n { base[count + i] = p[i]; i += 1 }
+        } else {
+            dst.copyMemory(from: src, byteCount: n)
+        }
+        count += n
+    }
 
     @inline(__always) mutating func append(_ s: StaticString) {
-        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        append(s.utf8Start, s.utf8CodeUnitCount)
     }
 
     @inline(__always) mutating func append(_ s: String) {
-        var s = s
-        s.withUTF8 { out.append(contentsOf: $0) }
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { buf in
+            if let p = buf.baseAddress { append(p, buf.count) }
+        }
+        if done == nil {
+            for b in s.utf8 { append(b) }
+        }
+    }
+
+    // TextOutputStream: Double.write(to:) hands its digits over as ASCII without making a String.
+    mutating func write(_ string: String) { append(string) }
+    mutating func _writeASCII(_ buffer: UnsafeBufferPointer<UInt8>) {
+        if let p = buffer.baseAddress { append(p, buffer.count) }
     }
 
     // MARK: families
@@ -101,59 +189,61 @@ private struct ByteWriter {
     }
 
     mutating func writeSamples(_ f: MetricFamily, openMetrics: Bool) {
-        for metric in f.metrics {
-            switch metric.value {
-            case .double(let v):
-                writeSeriesStart(f.name, suffix: nil, metric.labels, extra: nil)
-                writeDouble(v)
-                append(UInt8(ascii: "\n"))
-            case .unsigned(let v):
-                writeSeriesStart(f.name, suffix: nil, metric.labels, extra: nil)
-                writeUnsigned(v)
-                append(UInt8(ascii: "\n"))
-            case .histogram(let h):
-                for (bound, count) in zip(h.upperBounds, h.cumulativeCounts) {
-                    writeSeriesStart(f.name, suffix: "_bucket", metric.labels, extra: .bound(bound, openMetrics: openMetrics))
-                    writeUnsigned(count)
-                    append(UInt8(ascii: "\n"))
+        let name = f.name
+        f.labelBlob.withUnsafeBufferPointer { blob in
+            f.labelOffsets.withUnsafeBufferPointer { offsets in
+                f.metrics.withUnsafeBufferPointer { metrics in
+                    let blobBase = blob.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                    for i in 0..<metrics.count {
+                        let labels = UnsafeBufferPointer(start: blobBase + offsets[i], count: offsets[i + 1] - offsets[i])
+                        switch metrics[i].value {
+                        case .double(let v):
+                            writeSeriesStart(name, suffix: nil, labels, extra: nil)
+                            writeDouble(v)
+                            append(UInt8(ascii: "\n"))
+                        case .unsigned(let v):
+                            writeSeriesStart(name, suffix: nil, labels, extra: nil)
+                            writeUnsigned(v)
+                            append(UInt8(ascii: "\n"))
+                        case .histogram(let h):
+                            for (bound, count) in zip(h.upperBounds, h.cumulativeCounts) {
+                                writeSeriesStart(name, suffix: "_bucket", labels, extra: .bound(bound, openMetrics: openMetrics))
+                                writeUnsigned(count)
+                                append(UInt8(ascii: "\n"))
+                            }
+                            writeSeriesStart(name, suffix: "_bucket", labels, extra: .infinity)
+                            writeUnsigned(h.count)
+                            append(UInt8(ascii: "\n"))
+                            writeSeriesStart(name, suffix: "_sum", labels, extra: nil)
+                            writeDouble(h.sum)
+                            append(UInt8(ascii: "\n"))
+                            writeSeriesStart(name, suffix: "_count", labels, extra: nil)
+                            writeUnsigned(h.count)
+                            append(UInt8(ascii: "\n"))
+                        }
+                    }
                 }
-                writeSeriesStart(f.name, suffix: "_bucket", metric.labels, extra: .infinity)
-                writeUnsigned(h.count)
-                append(UInt8(ascii: "\n"))
-                writeSeriesStart(f.name, suffix: "_sum", metric.labels, extra: nil)
-                writeDouble(h.sum)
-                append(UInt8(ascii: "\n"))
-                writeSeriesStart(f.name, suffix: "_count", metric.labels, extra: nil)
-                writeUnsigned(h.count)
-                append(UInt8(ascii: "\n"))
             }
         }
     }
 
     enum ExtraLabel { case bound(Double, openMetrics: Bool), infinity }
 
-    /// Writes `name[suffix]{labels}` and the space before the value.
+    /// Writes `name[suffix]{labels}` and the space before the value; `labels` is the metric's
+    /// pre-escaped block without the closing brace.
     @inline(__always)
-    mutating func writeSeriesStart(_ name: String, suffix: StaticString?, _ labels: [Label], extra: ExtraLabel?) {
+    mutating func writeSeriesStart(_ name: String, suffix: StaticString?, _ labels: UnsafeBufferPointer<UInt8>, extra: ExtraLabel?) {
         append(name)
         if let suffix { append(suffix) }
         if labels.isEmpty && extra == nil {
             append(UInt8(ascii: " "))
             return
         }
-        append(UInt8(ascii: "{"))
-        var first = true
-        for label in labels {
-            if !first { append(UInt8(ascii: ",")) }
-            first = false
-            append(label.name)
-            append("=\"")
-            writeEscaped(label.value, quotes: true)
-            append(UInt8(ascii: "\""))
+        if let p = labels.baseAddress, !labels.isEmpty {
+            append(p, labels.count)
         }
         if let extra {
-            if !first { append(UInt8(ascii: ",")) }
-            append("le=\"")
+            append(labels.isEmpty ? "{le=\"" : ",le=\"")
             switch extra {
             case .infinity: append("+Inf")
             case .bound(let b, let om): writeBound(b, openMetrics: om)
@@ -168,24 +258,35 @@ private struct ByteWriter {
     /// Label values (both formats) and OpenMetrics HELP escape `\`, `"` and LF; 0.0.4 HELP
     /// escapes only `\` and LF.
     mutating func writeEscaped(_ s: String, quotes: Bool) {
-        var s = s
-        s.withUTF8 { bytes in
-            var start = 0
-            for i in 0..<bytes.count {
-                let b = bytes[i]
-                let replacement: StaticString
-                switch b {
-                case UInt8(ascii: "\\"): replacement = "\\\\"
-                case UInt8(ascii: "\n"): replacement = "\\n"
-                case UInt8(ascii: "\"") where quotes: replacement = "\\\""
-                default: continue
-                }
-                if i > start { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<i])) }
-                append(replacement)
-                start = i + 1
-            }
-            if start < bytes.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+        let done: Void? = s.utf8.withContiguousStorageIfAvailable { bytes in
+            writeEscaped(bytes, quotes: quotes)
         }
+        if done == nil {
+            let copy = Array(s.utf8)
+            copy.withUnsafeBufferPointer { writeEscaped($0, quotes: quotes) }
+        }
+    }
+
+    mutating func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, quotes: Bool) {
+        guard let p = bytes.baseAddress else { return }
+        var start = 0
+        for i in 0..<bytes.count {
+            let b = p[i]
+            // Only backslash, line feed and double quote are ever escaped.
+            if _fastPath(b != UInt8(ascii: "\\") && b != UInt8(ascii: "\n") && b != UInt8(ascii: "\"")) { continue }
+            let replacement: StaticString
+            switch b {
+            case UInt8(ascii: "\\"): replacement = "\\\\"
+            case UInt8(ascii: "\n"): replacement = "\\n"
+            default:
+                guard quotes else { continue }
+                replacement = "\\\""
+            }
+            if i > start { append(p + start, i - start) }
+            append(replacement)
+            start = i + 1
+        }
+        if start < bytes.count { append(p + start, bytes.count - start) }
     }
 
     // MARK: numbers
@@ -195,17 +296,20 @@ private struct ByteWriter {
             append(UInt8(truncatingIfNeeded: value) &+ 48)
             return
         }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
-            var v = value
-            var i = 20
-            while v > 0 {
-                i -= 1
-                let (q, r) = v.quotientAndRemainder(dividingBy: 10)
-                buf[i] = UInt8(truncatingIfNeeded: r) &+ 48
-                v = q
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<20]))
+        reserve(20)
+        // Count digits, then write them backwards in place.
+        var digits = 1
+        var probe = value
+        while probe >= 10 { probe /= 10; digits += 1 }
+        var v = value
+        var i = count + digits
+        while i > count {
+            i -= 1
+            let (q, r) = v.quotientAndRemainder(dividingBy: 10)
+            base[i] = UInt8(truncatingIfNeeded: r) &+ 48
+            v = q
         }
+        count += digits
     }
 
     /// Integral values below 2^53 as plain digits; others as the shortest round-trip decimal
@@ -218,7 +322,7 @@ private struct ByteWriter {
             writeUnsigned(UInt64(abs(v)))
             return
         }
-        append(v.description)
+        v.write(to: &self)
     }
 
     /// A bucket bound: Go's `%g` style in 0.0.4 (`1`, `0.005`, `1e+06`); in OpenMetrics the

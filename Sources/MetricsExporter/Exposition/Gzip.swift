@@ -6,19 +6,22 @@ public enum Gzip {
     /// Returns nil only when zlib itself fails (out of memory), in which case callers send the
     /// body uncompressed.
     public static func compress(_ input: [UInt8], level: Int32 = 1) -> [UInt8]? {
+        input.withUnsafeBytes { compress($0, level: level) }
+    }
+
+    /// Compresses the bytes at `input` into a gzip member (see `compress(_:level:)`).
+    public static func compress(_ input: UnsafeRawBufferPointer, level: Int32 = 1) -> [UInt8]? {
         var stream = z_stream()
         guard mcescan_deflate_init_gzip(&stream, level) == Z_OK else { return nil }
         defer { deflateEnd(&stream) }
         let bound = Int(deflateBound(&stream, uLong(input.count)))
         var output = [UInt8](repeating: 0, count: bound)
-        let status: Int32 = input.withUnsafeBufferPointer { inBuf in
-            output.withUnsafeMutableBufferPointer { outBuf in
-                stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress)
-                stream.avail_in = uInt(inBuf.count)
+        let status: Int32 = output.withUnsafeMutableBufferPointer { outBuf in
+                stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                stream.avail_in = uInt(input.count)
                 stream.next_out = outBuf.baseAddress
                 stream.avail_out = uInt(outBuf.count)
                 return deflate(&stream, Z_FINISH)
-            }
         }
         guard status == Z_STREAM_END else { return nil }
         output.removeLast(output.count - Int(stream.total_out))

@@ -103,6 +103,12 @@ public struct MetricFamily: Sendable, Equatable {
     /// OpenMetrics unit (`seconds`, `bytes`); must be a suffix of the family name.
     public let unit: String?
     public let metrics: [Metric]
+    /// Every metric's label block, escaped once here so encoding is a copy: `{a="x",b="y"`
+    /// (no closing brace, so a histogram can add `le`), empty for a metric without labels.
+    /// Label escaping is the same in both formats.
+    let labelBlob: [UInt8]
+    /// `labelBlob[labelOffsets[i]..<labelOffsets[i+1]]` belongs to `metrics[i]`.
+    let labelOffsets: [Int]
 
     public init(name: String, help: String, type: MetricType, unit: String? = nil, metrics: [Metric]) throws {
         try Self.validateMetricName(name)
@@ -140,6 +146,29 @@ public struct MetricFamily: Sendable, Equatable {
         self.type = type
         self.unit = unit
         self.metrics = sorted
+        var blob: [UInt8] = []
+        var offsets: [Int] = [0]
+        offsets.reserveCapacity(sorted.count + 1)
+        for metric in sorted {
+            for (i, label) in metric.labels.enumerated() {
+                blob.append(i == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
+                blob.append(contentsOf: label.name.utf8)
+                blob.append(UInt8(ascii: "="))
+                blob.append(UInt8(ascii: "\""))
+                for b in label.value.utf8 {
+                    switch b {
+                    case UInt8(ascii: "\\"): blob.append(UInt8(ascii: "\\")); blob.append(b)
+                    case UInt8(ascii: "\""): blob.append(UInt8(ascii: "\\")); blob.append(b)
+                    case UInt8(ascii: "\n"): blob.append(UInt8(ascii: "\\")); blob.append(UInt8(ascii: "n"))
+                    default: blob.append(b)
+                    }
+                }
+                blob.append(UInt8(ascii: "\""))
+            }
+            offsets.append(blob.count)
+        }
+        self.labelBlob = blob
+        self.labelOffsets = offsets
     }
 
     /// The names of the samples this family writes, and its OpenMetrics family name: two

@@ -7,12 +7,17 @@ public final class ExporterHandler: HTTPHandler {
     let registry: MetricsRegistry
     /// Extra routes mounted by later layers (control API), consulted before the 404.
     let extraRoutes: [any HTTPRoute]
-    private let lastSize = Atomic<Int>(0)
+    /// Failed scan workers, one line each; `/healthz` answers 503 listing them when any.
+    let health: @Sendable () -> [String]
+    /// Encoding buffers kept between scrapes (one per concurrent scrape, at most 8).
+    private let buffers = Mutex<[ExpositionBuffer]>([])
 
-    public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = []) {
+    public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = [],
+                health: @escaping @Sendable () -> [String] = { [] }) {
         self.registry = registry
         self.telemetryPath = telemetryPath
         self.extraRoutes = extraRoutes
+        self.health = health
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
@@ -25,6 +30,10 @@ public final class ExporterHandler: HTTPHandler {
             return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath))
         case "/healthz":
             guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
+            let failed = health()
+            if !failed.isEmpty {
+                return HTTPResponse.error(503, code: "worker_failed", message: "failed scan workers: " + failed.joined(separator: "; "))
+            }
             return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}\n")
         default:
             for route in extraRoutes {
@@ -47,18 +56,20 @@ public final class ExporterHandler: HTTPHandler {
     func metrics(_ request: HTTPRequest) -> HTTPResponse {
         let format = ContentNegotiation.format(accept: request.header("Accept"))
         let set = registry.gather()
-        // Size the buffer from the previous scrape so encoding does not regrow it.
-        var buffer: [UInt8] = []
-        let expected = lastSize.load(ordering: .relaxed)
-        buffer.reserveCapacity(expected + expected / 8 + 256)
-        ExpositionEncoder.encode(set.families, format: format, into: &buffer)
-        lastSize.store(buffer.count, ordering: .relaxed)
+        // Encode into a pooled buffer (no allocation once warm), then copy out once.
+        let buffer = buffers.withLock { $0.popLast() } ?? ExpositionBuffer()
+        buffer.reset()
+        ExpositionEncoder.encode(set.families, format: format, into: buffer)
         var headers: [(name: String, value: String)] = [("Content-Type", format.contentType), ("Vary", "Accept, Accept-Encoding")]
-        var body = buffer
-        if ContentNegotiation.acceptsGzip(request.header("Accept-Encoding")), let compressed = Gzip.compress(buffer) {
+        var body: [UInt8]
+        if ContentNegotiation.acceptsGzip(request.header("Accept-Encoding")),
+           let compressed = buffer.withUnsafeBytes({ Gzip.compress($0) }) {
             body = compressed
             headers.append(("Content-Encoding", "gzip"))
+        } else {
+            body = buffer.bytes
         }
+        buffers.withLock { if $0.count < 8 { $0.append(buffer) } }
         return HTTPResponse(status: 200, headers: headers, body: body)
     }
 }

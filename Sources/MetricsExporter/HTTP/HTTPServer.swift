@@ -31,9 +31,12 @@ public struct HTTPServerConfiguration: Sendable {
     public struct TLSMaterial: Sendable {
         public var keyPEM: String
         public var certificatePEM: String
-        public init(keyPEM: String, certificatePEM: String) {
+        /// GnuTLS priority string (protocol versions, ciphers); nil: libmicrohttpd's default.
+        public var priorities: String?
+        public init(keyPEM: String, certificatePEM: String, priorities: String? = nil) {
             self.keyPEM = keyPEM
             self.certificatePEM = certificatePEM
+            self.priorities = priorities
         }
     }
 
@@ -75,11 +78,13 @@ public final class HTTPServer: Sendable {
             let flags = UInt32(MHD_USE_EPOLL_INTERNAL_THREAD.rawValue) | UInt32(MHD_USE_ITC.rawValue)
             let daemon: OpaquePointer? = withOptionalCString(configuration.tls?.keyPEM) { key in
                 withOptionalCString(configuration.tls?.certificatePEM) { cert in
-                    mcescan_mhd_start(flags, socket.fd, accessHandler, pointer, requestCompleted, pointer,
-                                      UInt32(max(1, configuration.threadPoolSize)),
-                                      UInt32(max(1, configuration.maxConnections)),
-                                      UInt32(max(1, configuration.connectionTimeoutSeconds)),
-                                      configuration.connectionMemoryBytes, key, cert)
+                    withOptionalCString(configuration.tls?.priorities) { priorities in
+                        mcescan_mhd_start(flags, socket.fd, accessHandler, pointer, requestCompleted, pointer,
+                                          UInt32(max(1, configuration.threadPoolSize)),
+                                          UInt32(max(1, configuration.maxConnections)),
+                                          UInt32(max(1, configuration.connectionTimeoutSeconds)),
+                                          configuration.connectionMemoryBytes, key, cert, priorities)
+                    }
                 }
             }
             guard let daemon else {

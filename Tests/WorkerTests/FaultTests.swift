@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CScanKernel
+import Testing
+@testable import ScanWorkers
+
+private let systemPage = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+private final class ResultBox<T>: @unchecked Sendable { var value: T? }
+private final class ThreadStart { let run: () -> Void; init(_ run: @escaping () -> Void) { self.run = run } }
+
+/// Runs `body` on a new OS thread (not a Swift task: the scan kernel's state is per thread) and
+/// waits for it.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+    let box = ResultBox<T>()
+    let start = ThreadStart { box.value = body() }
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<ThreadStart>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, Unmanaged.passRetained(start).toOpaque())
+    precondition(rc == 0, "pthread_create: \(rc)")
+    pthread_join(thread, nil)
+    return box.value!
+}
+
+@Suite("Faults: real SIGBUS survived, counted once, page replaced")
+struct FaultTests {
+    @Test("a truncated-memfd page in the region: one fault, page replaced, the rest of the pass verified",
+          arguments: [RegionBacking.memfd, .anonymous])
+    func lostBackingSurvived(backing: RegionBacking) throws {
+        let region = try ScanRegion(bytes: 16 * systemPage, name: "lost", lock: true, backing: backing)
+        let wordsPerPage = UInt64(systemPage / 8)
+        region.fill(pages: 0..<16, seed: 100, invert: false)
+        try region.injectBitFlip(wordIndex: 12 * systemPage / 8 + 3, mask: 0x8000)   // after the bad page
+        try region.injectLostBacking(page: 5)
+        let next = (seed: UInt64(101), invert: true)
+        let first = region.verify(pages: 0..<16, seed: 100, invert: false, refill: next)
+        #expect(first.faults.count == 1)
+        let fault = try #require(first.faults.first)
+        #expect(fault.pageIndex == 5)
+        #expect(fault.siCode == SigbusSiCode.adrerr)
+        #expect(fault.outcome == .lostBacking)
+        #expect(region.pageIndex(ofAddress: fault.address) == 5)
+        #expect(first.pagesVerified == 15)
+        #expect(first.wordsChecked == 15 * wordsPerPage)
+        #expect(first.corruptedWords == 1)       // the flip after the bad page was still found
+        #expect(first.flips0to1 + first.flips1to0 == 1)
+        #expect(region.retiredPages == 1)
+        // The replacement holds the next pattern: the next pass is clean and complete.
+        let second = region.verify(pages: 0..<16, seed: next.seed, invert: next.invert, refill: (102, false))
+        #expect(second.faults.isEmpty)
+        #expect(second.corruptedWords == 0)
+        #expect(second.pagesVerified == 16 && second.wordsChecked == 16 * wordsPerPage)
+        #expect(region.retiredPages == 1)
+    }
+
+    @Test("more faulting pages than one fault list holds: each counted exactly once")
+    func manyFaults() throws {
+        let region = try ScanRegion(bytes: 300 * systemPage, name: "many", lock: false)
+        region.fill(pages: 0..<300, seed: 1, invert: false)
+        var rng = SplitMix64(seed: 99)
+        var bad = Set<Int>()
+        while bad.count < 150 { bad.insert(Int(rng.next() % 300)) }
+        for page in bad { try region.injectLostBacking(page: page) }
+        let r = region.verify(pages: 0..<300, seed: 1, invert: false, refill: (2, true))
+        #expect(r.faults.count == 150)
+        #expect(Set(r.faults.map(\.pageIndex)) == bad)
+        #expect(r.pagesVerified == 150)
+        #expect(r.corruptedWords == 0)
+        #expect(region.retiredPages == 150)
+        let again = region.verify(pages: 0..<300, seed: 2, invert: true, refill: nil)
+        #expect(again.faults.isEmpty && again.corruptedWords == 0 && again.pagesVerified == 300)
+    }
+
+    @Test("fill over a page without backing survives: the page is reported and replaced")
+    func fillSurvives() throws {
+        let region = try ScanRegion(bytes: 8 * systemPage, name: "fill-fault", lock: false)
+        try region.injectLostBacking(page: 7)
+        try region.injectLostBacking(page: 0)
+        let faults = region.fill(pages: 0..<8, seed: 5, invert: true)
+        #expect(faults.map(\.pageIndex) == [0, 7])
+        #expect(faults.allSatisfy { $0.outcome == .lostBacking })
+        let r = region.verify(pages: 0..<8, seed: 5, invert: true, refill: nil)
+        #expect(r.faults.isEmpty && r.corruptedWords == 0 && r.pagesVerified == 8)
+    }
+
+    @Test("two threads: one region faults every pass, the other's counts stay exact")
+    func otherWorkersUnaffected() throws {
+        let passes = 40
+        let faulty = try ScanRegion(bytes: 32 * systemPage, name: "faulty", lock: false)
+        let healthy = try ScanRegion(bytes: 32 * systemPage, name: "healthy", lock: false)
+        let faultyResult = onThread { () -> (faults: Int, verified: Int, corrupted: UInt64) in
+            var seed: UInt64 = 1000
+            faulty.fill(pages: 0..<32, seed: seed, invert: false)
+            var faults = 0, verified = 0
+            var corrupted: UInt64 = 0
+            for pass in 0..<passes {
+                try? faulty.injectLostBacking(page: (pass * 7) % 32)
+                let r = faulty.verify(pages: 0..<32, seed: seed, invert: pass % 2 == 1, refill: (seed + 1, pass % 2 == 0))
+                faults += r.faults.count
+                verified += r.pagesVerified
+                corrupted += r.corruptedWords
+                seed += 1
+            }
+            return (faults, verified, corrupted)
+        }
+        let healthyResult = onThread { () -> (corrupted: UInt64, up: UInt64, down: UInt64, verified: Int, faults: Int, want: (UInt64, UInt64, UInt64)) in
+            var rng = SplitMix64(seed: 5)
+            var seed: UInt64 = 2000
+            var total = (corrupted: UInt64(0), up: UInt64(0), down: UInt64(0), verified: 0, faults: 0)
+            var want: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            for pass in 0..<passes {
+                let invert = pass % 2 == 1
+                healthy.fill(pages: 0..<32, seed: seed, invert: invert)
+                var flips = ExpectedFlips()
+                for _ in 0..<3 {
+                    let word = Int(rng.next() % UInt64(healthy.byteCount / 8)), mask = rng.next() | 1
+                    try? healthy.injectBitFlip(wordIndex: word, mask: mask)
+                    flips.add(word: word, mask: mask)
+                }
+                let w = flips.counts(base: healthy.base, seed: seed, invert: invert)
+                want = (want.0 + w.words, want.1 + w.up, want.2 + w.down)
+                let r = healthy.verify(pages: 0..<32, seed: seed, invert: invert, refill: nil)
+                total.corrupted += r.corruptedWords
+                total.up += r.flips0to1
+                total.down += r.flips1to0
+                total.verified += r.pagesVerified
+                total.faults += r.faults.count
+                seed += 1
+            }
+            return (total.corrupted, total.up, total.down, total.verified, total.faults, want)
+        }
+        // Both threads ran to completion in one process (we are still here), then:
+        #expect(faultyResult.faults == passes)
+        #expect(faultyResult.verified == passes * 31)
+        #expect(faultyResult.corrupted == 0)
+        #expect(healthyResult.faults == 0)
+        #expect(healthyResult.verified == passes * 32)
+        #expect(healthyResult.corrupted == healthyResult.want.0)
+        #expect(healthyResult.up == healthyResult.want.1)
+        #expect(healthyResult.down == healthyResult.want.2)
+    }
+
+    @Test("both threads at once, each faulting in its own region: every fault lands on its own thread")
+    func concurrentFaults() throws {
+        final class Job: @unchecked Sendable {
+            let region: ScanRegion
+            let index: Int
+            var faults = 0, verified = 0   // written by its thread only, read after the join
+            init(_ region: ScanRegion, _ index: Int) { self.region = region; self.index = index }
+        }
+        let jobs = try (0..<2).map { Job(try ScanRegion(bytes: 64 * systemPage, name: "conc\($0)", lock: false), $0) }
+        var threads: [pthread_t] = []
+        for job in jobs {
+            var t = pthread_t()
+            pthread_create(&t, nil, { raw in
+                let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+                job.region.fill(pages: 0..<64, seed: 1, invert: false)
+                for pass in 0..<60 {
+                    try? job.region.injectLostBacking(page: (pass * 13 + job.index) % 64)
+                    let r = job.region.verify(pages: 0..<64, seed: 1, invert: false, refill: (1, false))
+                    job.faults += r.faults.count
+                    job.verified += r.pagesVerified
+                }
+                return nil
+            }, Unmanaged.passRetained(job).toOpaque())
+            threads.append(t)
+        }
+        for t in threads { pthread_join(t, nil) }
+        #expect(jobs.map(\.faults) == [60, 60])
+        #expect(jobs.map(\.verified) == [60 * 63, 60 * 63])
+    }
+
+    @Test("an out-of-scan poison notice (BUS_MCEERR_AO) for our region is recorded, not fatal; the page is retired")
+    func asyncPoisonNotice() throws {
+        let region = try ScanRegion(bytes: 8 * systemPage, name: "async", lock: false)
+        region.fill(pages: 0..<8, seed: 77, invert: false)
+        let address = region.base + 6 * systemPage + 64
+        #expect(mcescan_raise_sigbus(address, SigbusSiCode.mceerrAO, 12) == 0)
+        // The same page named twice is retired once.
+        #expect(mcescan_raise_sigbus(address + 8, SigbusSiCode.mceerrAO, 12) == 0)
+        let notices = region.retireAsyncPoison(seed: 77, invert: false)
+        #expect(notices.map(\.pageIndex) == [6])
+        #expect(notices.first?.outcome == .poisoned)
+        #expect(notices.first?.address == UInt(bitPattern: address))
+        #expect(region.retiredPages == 1)
+        #expect(region.retireAsyncPoison(seed: 77, invert: false).isEmpty)
+        let r = region.verify(pages: 0..<8, seed: 77, invert: false, refill: nil)
+        #expect(r.faults.isEmpty && r.corruptedWords == 0 && r.pagesVerified == 8)
+        #expect(ScanKernel.asyncPoisonDropped == 0)
+    }
+
+    @Test("the out-of-scan table is per region: a notice for another region stays for its owner")
+    func asyncPoisonPerRegion() throws {
+        let a = try ScanRegion(bytes: 4 * systemPage, name: "async-a", lock: false)
+        let b = try ScanRegion(bytes: 4 * systemPage, name: "async-b", lock: false)
+        #expect(mcescan_raise_sigbus(b.base + systemPage, SigbusSiCode.mceerrAO, 12) == 0)
+        #expect(a.retireAsyncPoison(seed: 0, invert: false).isEmpty)
+        #expect(b.retireAsyncPoison(seed: 0, invert: false).map(\.pageIndex) == [1])
+    }
+}
+
+/// Path of the `mcescan-crashtest` helper, built next to the test bundle.
+func crashTestPath() -> String? {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    guard n > 0 else { return nil }
+    var exe = String(cString: buf)
+    while let last = exe.last, last != "/" { exe.removeLast() }
+    // The test runner is either the .xctest binary in the build directory, or swiftpm-testing-helper
+    // elsewhere; try the build directory of the bundle in argv as well.
+    var candidates = [exe + "mcescan-crashtest"]
+    for arg in CommandLine.arguments where arg.contains(".xctest") {
+        var dir = arg
+        while let last = dir.last, last != "/" { dir.removeLast() }
+        candidates.append(dir + "mcescan-crashtest")
+    }
+    return candidates.first { access($0, X_OK) == 0 }
+}
+
+/// Runs the helper with SWIFT_BACKTRACE=enable=no and stdin from /dev/null; returns the wait status
+/// and what it wrote to stdout.
+func runCrashTest(_ path: String, mode: String) throws -> (status: Int32, stdout: String) {
+    var template = Array("/tmp/mcescan-crashtest-XXXXXX".utf8CString)
+    let outFD = mkstemp(&template)
+    try #require(outFD >= 0)
+    let outPath = String(cString: template)
+    defer { close(outFD); unlink(outPath) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, outFD, 1)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), strdup(mode), nil]
+    // Sanitizer runtimes (TSan/ASan lanes) would turn the fatal signal into their own report and exit
+    // code: leave SIGBUS/SIGSEGV to the program, as in a production build.
+    let envp: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), strdup("PATH=/usr/bin:/bin"),
+        strdup("TSAN_OPTIONS=handle_segv=0:handle_sigbus=0"), strdup("ASAN_OPTIONS=handle_segv=0:handle_sigbus=0"), nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid = pid_t()
+    let rc = posix_spawn(&pid, path, &actions, nil, argv, envp)
+    try #require(rc == 0, "posix_spawn \(path): \(rc)")
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    var text = [UInt8](repeating: 0, count: 4096)
+    let n = pread(outFD, &text, text.count, 0)
+    return (status, String(decoding: text.prefix(max(0, n)), as: UTF8.self))
+}
+
+@Suite("Faults outside a scan still crash (child process)")
+struct CrashTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var mode: String
+        var signal: Int32?   // nil: must exit 0
+        var testDescription: String { mode }
+    }
+
+    @Test("unarmed faults die of their signal after a recovered one; a registered-region notice is survived",
+          arguments: [Case(mode: "unarmed-sigbus", signal: SIGBUS), Case(mode: "unarmed-segv", signal: SIGSEGV),
+                      Case(mode: "async-unregistered", signal: SIGBUS), Case(mode: "async-registered", signal: nil),
+                      Case(mode: "async-ar-repeat", signal: SIGBUS)])
+    func childProcess(_ c: Case) throws {
+        let path = try #require(crashTestPath(), "mcescan-crashtest not found next to the test bundle: build with `swift build --build-tests`")
+        let (status, out) = try runCrashTest(path, mode: c.mode)
+        let termSig = status & 0x7f
+        let exited = termSig == 0
+        let exitCode = (status >> 8) & 0xff
+        #expect(out.contains("recovered fault in scan"), "the child did not get through its recovered fault: \(out)")
+        if c.mode == "async-ar-repeat" { #expect(out.contains("first action-required notice recorded"), "\(out)") }
+        if let signal = c.signal {
+            // Death by the signal (a shell would report 128 + signal, e.g. 135 for SIGBUS).
+            #expect(!exited && termSig == signal, "status \(status): \(out)")
+        } else {
+            #expect(exited && exitCode == 0, "status \(status): \(out)")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Testing
+import Glibc
+@testable import ScanWorkers
+
+@Suite struct WorkerEngineTests {
+    /// Fake 3-node topology with a CPU-less node: one worker per node, each pinned to the right
+    /// CPUs, each arena bound to its own node, through the recording binder.
+    @Test func oneWorkerPerNodeWithTheRightCPUsAndMemoryNode() throws {
+        let arena = 128 << 10
+        let (engine, binder) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 8, sleepMillis: 60_000, type: 1),
+                                              arenaBytes: arena)
+        #expect(engine.nodes.map(\.node.id) == [0, 1, 2])
+        #expect(engine.nodes.map(\.cpus) == [[0, 1], [2, 3], [2, 3]])
+        try engine.start()
+        defer { engine.stop() }
+        #expect(eventually { engine.nodes.allSatisfy { $0.counters.wakeups.load(ordering: .relaxed) >= 1 } })
+        let requests = binder.requests
+        #expect(Set(requests.filter { if case .thread = $0 { true } else { false } }) ==
+                [.thread(node: 0, cpus: [0, 1]), .thread(node: 1, cpus: [2, 3]), .thread(node: 2, cpus: [2, 3])])
+        for n in 0...2 {
+            #expect(requests.filter { $0 == .memory(node: n, bytes: arena) }.count == 1, "arena of node \(n) bound once to node \(n)")
+            let c = engine.node(n)!.counters.type(.arena)
+            #expect(c.regionBytes.load(ordering: .relaxed) == UInt64(arena))
+            #expect(c.misplacedBytes.load(ordering: .relaxed) == 0)
+        }
+        #expect(engine.failedWorkers().isEmpty)
+    }
+
+    @Test func aMisplacedRegionIsExported() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 8, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 64 << 10, nodes: [1], binder: RecordingBinder(misplaceTo: 0))
+        try engine.start()
+        defer { engine.stop() }
+        let c = try #require(engine.node(1)).counters.type(.arena)
+        #expect(eventually { c.misplacedBytes.load(ordering: .relaxed) == 64 << 10 })
+    }
+
+    @Test func workerRunsAtNice19() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 8, sleepMillis: 60_000, type: 1), nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        #expect(eventually { engine.nodes[0].counters.wakeups.load(ordering: .relaxed) == 1 })
+        // Find the worker thread among our tasks by its nice value (field 19 of stat).
+        let me = getpid()
+        var nices: [Int] = []
+        for task in (try? ProcFS(root: "/proc").list("\(me)/task")) ?? [] {
+            if let stat = try? ProcFS(root: "/proc").readString("\(me)/task/\(task)/stat"),
+               let close = stat.lastIndex(of: ")") {
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 16, let nice = Int(fields[16]) { nices.append(nice) }
+            }
+        }
+        #expect(nices.contains(19))
+        #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) != 19, "only the worker thread is reniced")
+    }
+
+    @Test func fullScansCountCursorWraps() throws {
+        // 64-page arena, 32 pages a wake: a wrap every second wake.
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 32, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 256 << 10, nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        for wake in 1...6 {
+            #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == UInt64(wake) })
+            #expect(node.counters.fullScans.load(ordering: .relaxed) == UInt64(wake / 2))
+            #expect(node.counters.type(.arena).scannedPages.load(ordering: .relaxed) == UInt64(32 * wake))
+            node.trigger()
+        }
+        #expect(node.counters.lastFullScan != nil)
+        #expect(node.counters.type(.arena).corruptedWords.load(ordering: .relaxed) == 0, "alternating patterns verify clean")
+        let h = node.counters.wakeHistogram()
+        #expect(h.count >= 6 && h.cumulative.last! <= h.count && h.sum > 0)
+        #expect(node.counters.cpuNanos.load(ordering: .relaxed) > 0)
+    }
+
+    @Test func anInjectedBitFlipIsFoundCountedAndLogged() throws {
+        let dir = temporaryDirectory()
+        let log = try EventLog(directory: dir)
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 256 << 10, nodes: [0], events: log)
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
+        let offsets = try node.inject(.bitflip, count: 2)
+        #expect(offsets.count == 2)
+        #expect(node.counters.injectedCount(.bitflip) == 2)
+        node.trigger()
+        let arena = node.counters.type(.arena)
+        #expect(eventually { arena.corruptedWords.load(ordering: .relaxed) == 2 })
+        #expect(arena.flips0to1.load(ordering: .relaxed) + arena.flips1to0.load(ordering: .relaxed) == 2)
+        let events = log.events()
+        #expect(events.count == 2)
+        #expect(events.allSatisfy { $0.kind == .injected && $0.bits == 1 && $0.node == 0 && $0.memoryType == .arena })
+        #expect(Set(events.map(\.offset)) == Set(offsets))
+        // Durable: the same events are in events.jsonl.
+        let lines = try ProcFS(root: dir).readString("events.jsonl").split(separator: "\n")
+        #expect(lines.map(String.init) == events.map(\.jsonLine))
+        // The damaged words were rewritten: the next passes are clean again.
+        node.trigger(); node.trigger()
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) >= 3 })
+        node.trigger()
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) >= 4 })
+        #expect(arena.corruptedWords.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func injectionNeedsAnArena() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 2), nodes: [0])
+        #expect { try engine.nodes[0].inject(.bitflip, count: 1) } throws: { ($0 as? InjectError)?.code == .noArena }
+        #expect { try engine.nodes[0].inject(.bitflip, count: 65) } throws: { ($0 as? InjectError)?.code == .invalidArgument }
+    }
+
+    @Test func unknownScanNodeIsRejected() {
+        #expect {
+            try makeEngine(fixture: "three-node", config: try ScanConfig(), nodes: [0, 4])
+        } throws: { error in
+            (error as? TopologyError)?.code == .unknownNode
+        }
+    }
+}
