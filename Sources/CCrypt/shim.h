@@ -7,9 +7,8 @@
 #ifndef MCESCAN_CCRYPT_SHIM_H
 #define MCESCAN_CCRYPT_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No _GNU_SOURCE here: it changes how glibc declares fd_set, and Clang then refuses to merge this
+// module with others that include <sys/select.h> (crypt_r and explicit_bzero need only the defaults).
 #include <crypt.h>
 #include <stdlib.h>
 #include <string.h>

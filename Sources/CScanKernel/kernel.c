@@ -241,9 +241,25 @@ static ALWAYS_INLINE AVX2 void verify_avx2_body(const void *origin, const void *
     const __m256i inv = invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
     const uint64_t *p = (const uint64_t *)base;
     size_t lines = bytes / 64;
-    for (size_t l = 0; l < lines; l++, p += 8) {
+    size_t l = 0;
+    // Two lines per iteration: one test and one branch per 128 bytes.
+    for (; l + 2 <= lines; l += 2, p += 16) {
         const __m256i *v = (const __m256i *)p;
         _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
+        _mm_prefetch((const char *)p + PF_DIST + 64, _MM_HINT_T0);
+        __m256i e0, e1, e2, e3;
+        line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
+        line_avx2((uint64_t)(uintptr_t)(p + 8), seed, inv, &e2, &e3);
+        __m256i d = _mm256_or_si256(
+            _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1)),
+            _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v + 2), e2), _mm256_xor_si256(_mm256_load_si256(v + 3), e3)));
+        if (__builtin_expect(!_mm256_testz_si256(d, d), 0)) {
+            line_mismatch(origin, p, seed, invert, out);
+            line_mismatch(origin, p + 8, seed, invert, out);
+        }
+    }
+    for (; l < lines; l++, p += 8) {
+        const __m256i *v = (const __m256i *)p;
         __m256i e0, e1;
         line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
         __m256i d = _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1));
@@ -410,5 +426,13 @@ int mcescan_verify_with(const char *variant, const void *base, size_t bytes, uin
     const mcescan_variant *v = find_variant(variant);
     if (v == NULL) return -1;
     v->verify(base, base, bytes & ~(size_t)63, seed, invert != 0, out);
+    return 0;
+}
+
+int mcescan_verify_refill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert,
+                               uint64_t next_seed, int next_invert, mcescan_verify_result *out) {
+    const mcescan_variant *v = find_variant(variant);
+    if (v == NULL) return -1;
+    v->verify_refill(base, base, bytes & ~(size_t)63, seed, invert != 0, next_seed, next_invert != 0, out);
     return 0;
 }

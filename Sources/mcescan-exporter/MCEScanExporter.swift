@@ -15,6 +15,25 @@ struct MCEScanExporter: ParsableCommand {
         version: "\(BuildInfo.version) (revision \(BuildInfo.revision), Swift \(BuildInfo.swiftVersion))",
         subcommands: [Serve.self, Doctor.self],
         defaultSubcommand: Serve.self)
+
+    /// Subcommands whose usage errors exit 2, as SPEC §3 gives for `scan` and the doctor brief
+    /// for `doctor`; the others keep ArgumentParser's 64 (EX_USAGE).
+    static let usageErrorExitsTwo: Set<String> = ["doctor"]
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure,
+               let sub = CommandLine.arguments.dropFirst().first, usageErrorExitsTwo.contains(sub) {
+                var message = fullMessage(for: error) + "\n"
+                message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {

@@ -109,8 +109,38 @@ struct KernelTests {
             #expect(mcescan_verify_with("scalar", region.base, region.byteCount, seed, invert ? 1 : 0, &reference) == 0)
             #expect(mcescan_verify_with(variant, region.base, region.byteCount, seed, invert ? 1 : 0, &candidate) == 0)
             #expect(sameResult(reference, candidate), "round \(round): \(variant) differs from scalar")
+            // An unaligned-to-128 start and an odd number of lines exercise the loop tails.
+            var refTail = mcescan_verify_result()
+            var candTail = mcescan_verify_result()
+            let tailBytes = region.byteCount - 3 * 64
+            #expect(mcescan_verify_with("scalar", region.base + 64, tailBytes, seed, invert ? 1 : 0, &refTail) == 0)
+            #expect(mcescan_verify_with(variant, region.base + 64, tailBytes, seed, invert ? 1 : 0, &candTail) == 0)
+            #expect(sameResult(refTail, candTail), "round \(round): \(variant) differs from scalar on an odd line count")
             #expect(reference.words_checked == UInt64(region.byteCount / 8))
             #expect((reference.corrupted_words == 0) == (flips == 0))
+        }
+    }
+
+    @Test("the fused verify+refill of every variant reports what the scalar baseline reports and leaves the next pattern",
+          arguments: ScanKernel.supportedVariants)
+    func verifyRefillEquivalence(variant: String) throws {
+        let region = try ScanRegion(bytes: 64 << 10, name: "refill-\(variant)", lock: false, backing: .anonymous)
+        var rng = SplitMix64(seed: 77)
+        for round in 0..<8 {
+            let seed = rng.next(), next = rng.next()
+            let invert = round % 2 == 0
+            region.fill(pages: 0..<region.pageCount, seed: seed, invert: invert)
+            for _ in 0..<(round * 5) {
+                try region.injectBitFlip(wordIndex: Int(rng.next() % UInt64(region.byteCount / 8)), mask: rng.next() | 1)
+            }
+            var reference = mcescan_verify_result()
+            #expect(mcescan_verify_with("scalar", region.base, region.byteCount, seed, invert ? 1 : 0, &reference) == 0)
+            var fused = mcescan_verify_result()
+            #expect(mcescan_verify_refill_with(variant, region.base, region.byteCount, seed, invert ? 1 : 0, next, invert ? 0 : 1, &fused) == 0)
+            #expect(sameResult(reference, fused), "round \(round)")
+            var after = mcescan_verify_result()
+            #expect(mcescan_verify_with("scalar", region.base, region.byteCount, next, invert ? 0 : 1, &after) == 0)
+            #expect(after.corrupted_words == 0 && after.words_checked == UInt64(region.byteCount / 8))
         }
     }
 

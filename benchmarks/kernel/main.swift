@@ -111,7 +111,8 @@ let ops: [Op] = [
     }),
     ("fill", { p, n in mcescan_fill(p, n, seed, 0) }),
 ]
-// Each round sweeps the buffer once in 16 MiB segments; segment i of round r runs op (i + r) % 4, so
+// Each round sweeps the buffer once in 16 MiB segments; segment i of round r runs op (i + r) % 4
+// (backwards on odd rounds), so
 // the four kernels interleave in time (they see the same background load and memory state) and
 // every segment is cold (the previous segment is a different one; the buffer dwarfs the LLC).
 let segment = min(bytes, 16 << 20)
@@ -123,7 +124,9 @@ for round in 0..<rounds {
     var seconds: [String: Double] = [:]
     var swept: [String: Int] = [:]
     for i in 0..<segments {
-        let (name, op) = ops[(i + round) % ops.count]
+        // Odd rounds run the rotation backwards, so no kernel always follows the same one.
+        let k = (i + round) % ops.count
+        let (name, op) = ops[round % 2 == 0 ? k : ops.count - 1 - k]
         let p = buf + i * segment
         let start = now()
         op(p, segment)

@@ -115,6 +115,10 @@ size_t mcescan_variant_names(const char **out, size_t max);
 int mcescan_fill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert);
 int mcescan_verify_with(const char *variant, const void *base, size_t bytes, uint64_t seed, int invert,
                         mcescan_verify_result *out);
+/// Verify, then rewrite each line with (next_seed, next_invert), with a named variant (the fused
+/// kernel mcescan_verify_safe uses when refilling). Not fault-safe.
+int mcescan_verify_refill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert,
+                               uint64_t next_seed, int next_invert, mcescan_verify_result *out);
 
 /// Fills `npages` pages with the pattern, surviving SIGBUS like mcescan_verify_safe (a faulting
 /// page is recorded and skipped). Returns the number of pages filled.

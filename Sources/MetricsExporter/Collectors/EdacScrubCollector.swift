@@ -11,9 +11,11 @@ import ScanWorkers
 /// so a missing attribute just has no series. No `bus/edac/devices` or no `scrub*` directory: no
 /// series, success 1. An unreadable or malformed attribute fails the collector.
 public struct EdacScrubCollector: Collector {
+    /// `collector="edac_scrub"`, `--collector.edac_scrub`.
     public let name = "edac_scrub"
     let sysfs: SysFS
 
+    /// Reads `bus/edac/devices` under `sysfs`.
     public init(sysfs: SysFS) {
         self.sysfs = sysfs
     }
@@ -30,6 +32,7 @@ public struct EdacScrubCollector: Collector {
          "Shortest background scrub cycle the scrub instance supports (EDAC scrub min_cycle_duration)."),
     ]
 
+    /// Reads every scrub instance's attributes now (at most four small reads each).
     public func collect(into families: inout [MetricFamily]) throws {
         let root = "bus/edac/devices"
         guard let devices = try sysfs.listIfPresent(root) else { return }

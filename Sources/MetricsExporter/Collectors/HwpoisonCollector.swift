@@ -15,13 +15,16 @@ import Glibc
 /// - The last census failed (unreadable or malformed source): the collector throws (success 0).
 /// - No census has completed yet (the first runs at start): no series, success 1.
 public struct HwpoisonCollector: Collector {
+    /// `collector="hwpoison"`, `--collector.hwpoison`.
     public let name = "hwpoison"
+    /// The background census whose last outcome every scrape shows.
     public let census: HwpoisonCensus
 
     public init(census: HwpoisonCensus) {
         self.census = census
     }
 
+    /// Copies the last census outcome (never waits for a census, never reads a file).
     public func collect(into families: inout [MetricFamily]) throws {
         switch census.outcome {
         case .pending, .absent:
@@ -81,6 +84,7 @@ public struct HwpoisonCollector: Collector {
 
 /// A flag value that cannot be accepted; the message names the flag and the accepted range.
 public struct FlagValueError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Names the flag, the value and the accepted range.
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
@@ -117,6 +121,7 @@ func formatDuration(_ seconds: Double) -> String {
 
 /// One complete census: the counts per node (sorted by node) and when it ran.
 public struct HwpoisonCensusResult: Sendable, Equatable {
+    /// Nodes with memory blocks, ascending.
     public var nodes: [(node: Int, counts: HwpoisonCounts)]
     /// Unix seconds at the end of the census.
     public var finishedAt: Double
@@ -165,8 +170,10 @@ public final class HwpoisonCensus: Sendable {
     /// Entries per `pread` (64 KiB of kpageflags).
     public static let defaultChunkEntries = 8192
 
+    /// Roots of `devices/system/memory` (`--path.sysfs`) and `kpageflags` (`--path.procfs`).
     public let sysfs: SysFS
     public let procfs: ProcFS
+    /// Seconds between two censuses (`--collector.hwpoison.interval`).
     public let interval: Double
     let pageSize: UInt64
     let chunkEntries: Int
@@ -177,6 +184,8 @@ public final class HwpoisonCensus: Sendable {
     private let thread = Mutex<pthread_t?>(nil)
     private let failureLog = RateLimitedLog(interval: 600)
 
+    /// Creates a census; nothing runs until `start()` or `runOnce()`. One lifecycle: after
+    /// `stop()` the census does not start again. `pageSize` and `chunkEntries` are for tests.
     public init(sysfs: SysFS, procfs: ProcFS, interval: Double = HwpoisonCensus.defaultInterval,
                 pageSize: UInt64 = UInt64(sysconf(Int32(_SC_PAGESIZE))),
                 chunkEntries: Int = HwpoisonCensus.defaultChunkEntries, logger: Logger) {

@@ -64,8 +64,10 @@ public struct HwpoisonCounts: Sendable, Equatable {
     /// Page frames examined (poisoned or not).
     public var examined: UInt64 = 0
 
+    /// An empty census (nothing examined).
     public init() {}
 
+    /// Poisoned frames of one page type.
     public subscript(type: HwpoisonPageType) -> UInt64 {
         get { pages[type.rawValue] }
         set { pages[type.rawValue] = newValue }
@@ -107,6 +109,7 @@ public struct HwpoisonCounts: Sendable, Equatable {
 public struct MemoryBlock: Sendable, Equatable {
     /// N of `memoryN`: the block's start address divided by the block size.
     public var index: UInt64
+    /// M of the `nodeM` link.
     public var node: Int
     public init(index: UInt64, node: Int) {
         self.index = index
@@ -116,10 +119,12 @@ public struct MemoryBlock: Sendable, Equatable {
 
 /// The memory-block layout: which page frames belong to which node.
 public struct MemoryBlockLayout: Sendable, Equatable {
+    /// `block_size_bytes`, in bytes.
     public var blockSizeBytes: UInt64
     /// Sorted by index.
     public var blocks: [MemoryBlock]
 
+    /// A layout from parsed values; blocks are sorted by index.
     public init(blockSizeBytes: UInt64, blocks: [MemoryBlock]) {
         self.blockSizeBytes = blockSizeBytes
         self.blocks = blocks.sorted { $0.index < $1.index }

@@ -13,6 +13,7 @@ import Synchronization
 /// fails the collector. `total` is checked against the sum of the four; a mismatch (which can
 /// also be a count that moved between two reads) is logged once per node and not exported.
 public struct MemoryFailureCollector: Collector {
+    /// `collector="memory_failure"`, `--collector.memory_failure`.
     public let name = "memory_failure"
     let sysfs: SysFS
     let logger: Logger
@@ -21,11 +22,13 @@ public struct MemoryFailureCollector: Collector {
     /// The `result` label values, in the kernel's MF_* order.
     public static let results = ["ignored", "failed", "delayed", "recovered"]
 
+    /// Reads under `sysfs`; `logger` gets the once-per-node total mismatch warning.
     public init(sysfs: SysFS, logger: Logger) {
         self.sysfs = sysfs
         self.logger = logger
     }
 
+    /// Reads every node's `memory_failure/` files now (ten small reads per node).
     public func collect(into families: inout [MetricFamily]) throws {
         let nodeDir = "devices/system/node"
         guard let names = try sysfs.listIfPresent(nodeDir) else { return }
@@ -74,6 +77,7 @@ public struct MemoryFailureStats: Sendable, Equatable {
         self.total = total
     }
 
+    /// ignored + failed + delayed + recovered.
     public var sum: UInt64 { counts.reduce(0, &+) }
 
     /// `total == ignored + failed + delayed + recovered` (true when there is no `total`).

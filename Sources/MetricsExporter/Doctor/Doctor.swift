@@ -18,6 +18,7 @@ public enum CapabilityStatus: String, Sendable, CaseIterable {
 public struct CapabilityCheck: Sendable, Equatable {
     /// Stable snake_case identifier (the JSON `name`).
     public var name: String
+    /// ok, limited or missing.
     public var status: CapabilityStatus
     /// What was found, in one or two sentences.
     public var detail: String
@@ -92,6 +93,7 @@ public struct DoctorProbe: Sendable, Equatable {
 /// What this host supports for each capability of SPEC §3, and why not. Read-only: it opens and
 /// reads files, never writes one, never calls `madvise`, never poisons anything.
 public struct DoctorReport: Sendable, Equatable {
+    /// One row per capability, in SPEC §3 order.
     public var checks: [CapabilityCheck]
 
     public init(checks: [CapabilityCheck]) { self.checks = checks }
