@@ -14,11 +14,15 @@ public final class ControlPlane: Sendable {
 
     /// - Parameters:
     ///   - store: nil keeps knobs in memory only (tests of the HTTP layer).
-    ///   - preserved: state-file entries of nodes this run does not scan (see `initialConfigs`).
-    public init(surface: any ControlSurface, store: StateStore?, preserved: [Int: PersistedKnobs] = [:]) {
+    ///   - loaded: what `loadState` read at start; entries of nodes this run does not scan are
+    ///     written back unchanged, so `--scan.nodes` never loses another node's acknowledged knobs.
+    public init(surface: any ControlSurface, store: StateStore?, loaded: [Int: ScanConfig]? = nil) {
         self.surface = surface
         self.store = store
-        self.preserved = preserved
+        let scanned = Set(surface.nodes)
+        self.preserved = (loaded ?? [:]).filter { !scanned.contains($0.key) }.mapValues {
+            PersistedKnobs(pagesToScan: $0.pagesToScan, sleepMillis: $0.sleepMillis, type: $0.type)
+        }
     }
 
     /// A requested change of one node's knobs; nil fields stay as they are.
@@ -75,26 +79,18 @@ public final class ControlPlane: Sendable {
         }
     }
 
-    /// The knobs each scanned node starts with: the state file's where it has the node (state
-    /// wins over flags), else `defaults`. Entries for nodes not scanned in this run are returned
-    /// in `preserved`; pass them to `init` so later writes keep them.
-    public static func initialConfigs(store: StateStore, nodes: [Int], defaults: ScanConfig) throws(StateFileError)
-        -> (configs: [Int: ScanConfig], fromFile: Bool, preserved: [Int: PersistedKnobs]) {
-        guard let saved = try store.load() else {
-            return (Dictionary(uniqueKeysWithValues: nodes.map { ($0, defaults) }), false, [:])
-        }
+    /// Reads and validates the state file at start-up: the knobs per node it holds (state wins
+    /// over flags), or nil when there is none yet. Any problem throws, naming the file.
+    public static func loadState(_ store: StateStore) throws(StateFileError) -> [Int: ScanConfig]? {
+        guard let saved = try store.load() else { return nil }
         var configs: [Int: ScanConfig] = [:]
-        for node in nodes {
-            if let k = saved[node] {
-                do throws(KnobError) {
-                    configs[node] = try ScanConfig(pagesToScan: k.pagesToScan, sleepMillis: k.sleepMillis, type: k.type)
-                } catch {
-                    throw StateFileError(path: store.path, problem: "node \(node): \(error.description)")
-                }
-            } else {
-                configs[node] = defaults
+        for (node, k) in saved {
+            do throws(KnobError) {
+                configs[node] = try ScanConfig(pagesToScan: k.pagesToScan, sleepMillis: k.sleepMillis, type: k.type)
+            } catch {
+                throw StateFileError(path: store.path, problem: "node \(node): \(error.description)")
             }
         }
-        return (configs, true, saved.filter { !nodes.contains($0.key) })
+        return configs
     }
 }
