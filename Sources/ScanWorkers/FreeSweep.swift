@@ -65,12 +65,26 @@ final class SweepChunk {
 
     static let madvPopulateWrite: Int32 = 23   // MADV_POPULATE_WRITE, Linux 5.14
     static let mapHugeShift: Int32 = 26
+    static let thpAlignment = 2 << 20
 
     init(bytes: Int, pageSize: Int, huge: Bool, node: Int, binder: any NUMABinder, seed: UInt64, invert: Bool) throws(SweepError) {
         var flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
         if huge { flags |= 0x40000 /* MAP_HUGETLB */ | (Int32(pageSize.trailingZeroBitCount) << Self.mapHugeShift) }
-        guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
+        // Base-page chunks are mapped 2 MiB-aligned so transparent huge pages can back them: the
+        // same free memory is swept with 1/512 of the page faults (kernel fault cost dominated the
+        // sweep's CPU with 4 KiB pages; see BENCHMARKS.md).
+        let align = huge ? 0 : Self.thpAlignment
+        guard let raw = mmap(nil, bytes + align, PROT_READ | PROT_WRITE, flags, -1, 0), raw != MAP_FAILED else {
             throw SweepError(reason: .unavailable, message: "mmap \(bytes) bytes\(huge ? " of huge pages" : ""): \(String(cString: strerror(errno)))")
+        }
+        var p = raw
+        if align > 0 {
+            let start = UInt(bitPattern: raw)
+            let aligned = (start + UInt(align - 1)) & ~UInt(align - 1)
+            let head = Int(aligned - start)
+            if head > 0 { munmap(raw, head) }
+            if align - head > 0 { munmap(raw + head + bytes, align - head) }
+            p = raw + head
         }
         do {
             try binder.bindMemory(p, bytes: bytes, toNode: node)
@@ -78,7 +92,7 @@ final class SweepChunk {
             munmap(p, bytes)
             throw SweepError(reason: .unavailable, message: "bind to node \(node): \(error.message)")
         }
-        if !huge { madvise(p, bytes, 15 /* MADV_NOHUGEPAGE: sweep base pages */) }
+        if !huge { madvise(p, bytes, 14 /* MADV_HUGEPAGE */) }
         if madvise(p, bytes, Self.madvPopulateWrite) != 0 {
             let e = errno
             munmap(p, bytes)

@@ -115,6 +115,7 @@ final class ScanWorker: @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &ts)
         nonce = mix64(UInt64(bitPattern: Int64(ts.tv_nsec)) ^ UInt64(node.id) << 48)
         counters.nodeMemoryBytes.store(node.memoryBytes, ordering: .relaxed)
+        refreshHugetlbAvailability()
         if pagemap?.isUsable == true {
             counters.coverageKnown.store(1, ordering: .relaxed)
             counters.coverageTotal.store(node.memoryBytes / UInt64(page), ordering: .relaxed)
@@ -211,6 +212,7 @@ final class ScanWorker: @unchecked Sendable {
             if pagemap?.isUsable == true { counters.coverageTotal.store(total / UInt64(basePageSize), ordering: .relaxed) }
         }
         coverage.roll(now: wall0)
+        refreshHugetlbAvailability()
         claimAsyncPoison()
 
         let enabled = config.types.map(\.bit)
@@ -266,6 +268,14 @@ final class ScanWorker: @unchecked Sendable {
         counters.observeWake(seconds: monotonicNow() - wall0)
         // Counted when the wake's work is done, so a reader that sees N wakeups sees their scans.
         counters.wakeups.add(1, ordering: .releasing)
+    }
+
+    /// `memory_type_available{memory_type="hugetlb"}`: 1 while the node's 2 MiB pool has a free
+    /// page (`nodeN/hugepages/hugepages-2048kB/free_hugepages`), re-read every wake whether or not
+    /// the type is enabled. Arena and free are always available (their failures are back-offs).
+    private func refreshHugetlbAvailability() {
+        let free = settings.memoryGuard.freeHugePages(node: node.id, sizeKB: FreeSweep.hugePageKB)
+        counters.type(.hugetlb).available.store(free > 0 || hugeSweep.held != nil ? 1 : 0, ordering: .relaxed)
     }
 
     // MARK: arena
@@ -477,10 +487,13 @@ final class ScanWorker: @unchecked Sendable {
         if bytes == 0 { c.misplacedBytes.store(0, ordering: .relaxed) }
     }
 
-    /// Asks the binder where the pages landed (a sample of at most 4096 pages); a mismatch is
-    /// logged and exported as `region_misplaced_bytes`, never ignored.
+    /// Pages sampled per region by the placement check.
+    static let placementSamples = 64
+
+    /// Asks the binder where the pages landed (`placementSamples` pages spread evenly over the
+    /// region, scaled up); a mismatch is logged and exported as `region_misplaced_bytes`, never ignored.
     private func checkPlacement(_ type: MemoryType, base: UnsafeMutableRawPointer, pages: Int, pageSize: Int) {
-        let step = max(1, pages / 4096)
+        let step = max(1, pages / Self.placementSamples)
         let sampled = (pages + step - 1) / step
         let nodes = binder.nodesOfPages(base, pageCount: sampled, pageStride: pageSize * step)
         let wrong = nodes.filter { $0 != nil && $0 != node.id }.count

@@ -70,11 +70,15 @@ func percentile(_ xs: [Double], _ p: Double) -> Double {
 var args = CommandLine.arguments.dropFirst()
 var gibTarget = 2.0
 var latencySamples = 50
+var typeMask = -1   // default: the --scan.type default
+var skipIdle = false
 while let a = args.popFirst() {
     switch a {
     case "--gib": gibTarget = Double(args.popFirst() ?? "") ?? gibTarget
     case "--samples": latencySamples = Int(args.popFirst() ?? "") ?? latencySamples
-    default: print("usage: mcescan-worker-bench [--gib N] [--samples N]"); exit(2)
+    case "--type": typeMask = (try? ScanConfig.parseType(args.popFirst() ?? "")) ?? -1
+    case "--cpu-only": skipIdle = true
+    default: print("usage: mcescan-worker-bench [--gib N] [--samples N] [--type TYPES] [--cpu-only]"); exit(2)
     }
 }
 
@@ -97,7 +101,9 @@ print("kernel variant: \(String(cString: mcescan_kernel_variant()))")
 //    the sleep is shortened to 20 ms so a few GiB pass in seconds (the sleep costs no CPU; see 2).
 do {
     let defaults = try ScanConfig()
-    let e = try engine(try ScanConfig(pagesToScan: defaults.pagesToScan, sleepMillis: 20, type: defaults.type))
+    let type = typeMask >= 0 ? typeMask : defaults.type
+    print("cpu_per_gib config: pages_to_scan \(defaults.pagesToScan), type \(ScanConfig.typeNames(type).joined(separator: ",")), arena \(WorkerSettings.defaultArenaBytes >> 20) MiB, sleep 20 ms")
+    let e = try engine(try ScanConfig(pagesToScan: defaults.pagesToScan, sleepMillis: 20, type: type))
     try e.start()
     let h = e.nodes[0]
     let bytes = { MemoryType.allCases.reduce(UInt64(0)) { $0 + h.counters.type($1).scannedBytes.load(ordering: .relaxed) } }
@@ -128,6 +134,8 @@ do {
     print("cpu_per_gib: verified \(f(gib, 2)) GiB, worker CPU \(f(workerCPU)) s (counter) / \(f(schedCPU)) s (schedstat) -> \(f(perGiB, 4)) CPU-s/GiB; reference plain read \(f(refPerGiB, 4)) CPU-s/GiB; ratio \(f(perGiB / refPerGiB, 2)) (sink \(sink & 1))")
     print("cpu_per_gib_ok: \(perGiB <= 0.10)")
 }
+
+if skipIdle { exit(0) }
 
 // 2. No CPU when parked or sleeping (no polling): on-CPU time of the worker thread over 5 s.
 for (label, config) in [("parked", try ScanConfig(pagesToScan: 0, sleepMillis: 10, type: 3)),

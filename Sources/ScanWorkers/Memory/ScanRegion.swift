@@ -1,7 +1,10 @@
-// API notes (kernel helper, issue 3): the API of the brief is kept; additions only:
+// API CHANGE: `fill(pages:seed:invert:)` now returns `[PageFault]` (`@discardableResult`, so existing
+//   calls compile unchanged): filling is fault-safe, and a page that raised SIGBUS while being filled
+//   is reported (count it like a verify fault) and has already been replaced.
+// API notes (kernel helper, issue 3): otherwise the API of the brief is kept; additions only:
 // - `init(bytes:name:lock:backing:placement:)`: `backing` (default `.memfd`) selects memfd / anonymous /
-//   hugetlb memory; `bytes` is rounded up to whole pages.
-// - `fill` returns the pages that faulted while filling (`@discardableResult`); they are replaced.
+//   hugetlb memory; `bytes` is rounded up to whole pages. The init installs the process-wide fault
+//   handler and registers the region for out-of-scan poison notices.
 // - `ChunkResult.pagesSkipped`; `retireAsyncPoison(seed:invert:)`; `isRetired(page:)`;
 //   `lastReplacementError`; `lockedBytes`; `ScanKernel` (variant, prepareThread, force).
 #if canImport(Glibc)
@@ -195,8 +198,9 @@ public final class ScanRegion: @unchecked Sendable {
         return found
     }
 
-    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, each
-    /// page that verified is rewritten with the next pattern in the same sweep. A page that faults is
+    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, every
+    /// 64-byte line is rewritten with the next pattern right after it was compared (mismatching lines
+    /// included: the next pass tests retention again, not this pass's damage). A page that faults is
     /// reported once in `faults`, retired, and replaced by a fresh page holding the next pattern (with
     /// `refill`) or the same one (without), so the following pass finds it clean.
     public func verify(pages: Range<Int>, seed: UInt64, invert: Bool, refill: (seed: UInt64, invert: Bool)?) -> ChunkResult {
