@@ -267,7 +267,7 @@ public final class ControlAPI: HTTPRoute {
             let c = control.snapshot()
             let value = file == "pages_to_scan" ? c.pagesToScan : file == "type" ? c.type : c.sleepMillis
             return HTTPResponse(status: 200, contentType: text, body: "\(value)\n")
-        case "PUT", "POST":
+        case "PUT":
             let type = (request.header("Content-Type") ?? "").split(separator: ";").first.map { $0.trimmingWhitespace().lowercased() } ?? ""
             guard ["", "text/plain", "application/x-www-form-urlencoded"].contains(type) else {
                 return plainError(415, "send the value as text/plain (got \"\(type)\")")
