@@ -5,8 +5,8 @@
 // binary runs on every host of a fleet (no -march=native, no SIGILL on older CPUs).
 //
 // Every variant computes exactly mcescan_pattern_word(address, seed, invert) for each 64-bit word
-// (address = the word's virtual address). The 64-bit multiply of the pattern mix has no AVX2/SSE2
-// instruction; it is built from three 32x32->64 multiplies (pmuludq), which is exact modulo 2^64.
+// (address = the word's virtual address); the SIMD variants compute it per 64-byte line (below),
+// the scalar variant word by word with mcescan_pattern_word itself (the reference in tests).
 #define _GNU_SOURCE
 #include "CScanKernel.h"
 #include "internal.h"

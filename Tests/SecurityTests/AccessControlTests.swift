@@ -158,6 +158,14 @@ struct AccessControlTests {
             "{\"error\":{\"code\":\"forbidden\",\"message\":\"mutations are accepted only from loopback or with basic auth; set basic_auth_users in --web.config.file\"}}\n")
     }
 
+    @Test("client text in log lines: control characters replaced, length bounded", arguments: [
+        ("alice", "alice"), ("a\nb\r\u{1b}[31m", "a?b??[31m"), ("\u{7f}", "?"),
+        (String(repeating: "x", count: 200), String(repeating: "x", count: 128) + "…"),
+    ])
+    func loggable(input: String, expected: String) {
+        #expect(AccessControl.loggable(input) == expected)
+    }
+
     @Test("loopback Host names", arguments: [
         ("localhost", true), ("localhost:10120", true), ("LocalHost.", true), ("127.0.0.1", true), ("127.1.2.3:80", true),
         ("[::1]", true), ("[::1]:10120", true),

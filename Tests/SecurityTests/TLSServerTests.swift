@@ -18,14 +18,16 @@ struct OneCollector: Collector {
 /// wrapper, judged by curl.
 @Suite("HTTPS and basic auth through libmicrohttpd", .serialized)
 struct TLSServerTests {
-    func start(_ yaml: String) throws -> (HTTPServer, UInt16, Fixtures) {
+    /// `defaultPriorities`: hand libmicrohttpd no priority string (its own default), as a reference.
+    func start(_ yaml: String, defaultPriorities: Bool = false) throws -> (HTTPServer, UInt16, Fixtures) {
         let f = try Fixtures.get()
         let config = try WebConfig.parse(yaml.replacingOccurrences(of: "$HASH", with: f.aliceHash), file: "\(f.dir)/web.yml")
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let registry = MetricsRegistry(collectors: [OneCollector()], logger: logger)
         var server = HTTPServerConfiguration(listenAddresses: [try ListenAddress(parsing: "127.0.0.1:0")])
         if let tls = config.tls {
-            server.tls = .init(keyPEM: tls.keyPEM, certificatePEM: tls.certificatePEM, priorities: tls.priorities)
+            server.tls = .init(keyPEM: tls.keyPEM, certificatePEM: tls.certificatePEM,
+                               priorities: defaultPriorities ? nil : tls.priorities)
         }
         let handler = AccessControl(wrapping: ExporterHandler(registry: registry), config: config)
         let s = try HTTPServer(configuration: server, handler: handler)
@@ -61,7 +63,7 @@ struct TLSServerTests {
         #expect(body.contains("test_one 1"))
     }
 
-    @Test("min_version TLS13 refuses a TLS 1.2 client; the default refuses TLS 1.1")
+    @Test("min_version TLS13 refuses a TLS 1.2 client; the default refuses TLS 1.1 (libmicrohttpd's own default would not)")
     func protocolVersions() throws {
         do {
             let (server, port, f) = try start("tls_server_config:\n  cert_file: tls/cert.pem\n  key_file: tls/key.pem\n  min_version: TLS13\n")
@@ -76,6 +78,16 @@ struct TLSServerTests {
             // openssl offers TLS 1.1 only at security level 0; the server must still refuse.
             let r = try shell("echo | openssl s_client -connect 127.0.0.1:\(port) -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1")
             #expect(r.status != 0, "\(r.output)")
+        }
+        do {
+            // The reference: the same client does get TLS 1.1 from libmicrohttpd's own default
+            // ("NORMAL"), so the refusal above is the priority string's doing, not the client's.
+            let (server, port, _) = try start("tls_server_config:\n  cert_file: tls/cert.pem\n  key_file: tls/key.pem\n",
+                                              defaultPriorities: true)
+            defer { server.shutdown(gracePeriod: 1) }
+            let r = try shell("echo | openssl s_client -connect 127.0.0.1:\(port) -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1")
+            #expect(r.status == 0, "\(r.output)")
+            #expect(r.output.contains("Protocol  : TLSv1.1") || r.output.contains("TLSv1.1"), "\(r.output)")
         }
     }
 }

@@ -88,6 +88,19 @@ struct FaultTests {
         #expect(r.faults.isEmpty && r.corruptedWords == 0 && r.pagesVerified == 8)
     }
 
+    @Test("fill over more faulting pages than one fault list holds: each reported once, all replaced")
+    func fillManyFaults() throws {
+        let region = try ScanRegion(bytes: 200 * systemPage, name: "fill-many", lock: false)
+        let bad = Set(stride(from: 1, to: 200, by: 2))   // 100 pages
+        for page in bad { try region.injectLostBacking(page: page) }
+        let faults = region.fill(pages: 0..<200, seed: 8, invert: false)
+        #expect(faults.count == bad.count)
+        #expect(Set(faults.map(\.pageIndex)) == bad)
+        #expect(region.retiredPages == bad.count)
+        let r = region.verify(pages: 0..<200, seed: 8, invert: false, refill: nil)
+        #expect(r.faults.isEmpty && r.corruptedWords == 0 && r.pagesVerified == 200)
+    }
+
     @Test("two threads: one region faults every pass, the other's counts stay exact")
     func otherWorkersUnaffected() throws {
         let passes = 40

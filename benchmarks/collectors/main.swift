@@ -138,6 +138,15 @@ func scrapeBenchmark(sysfs: SysFS, procfs: ProcFS, iterations: Int) {
     print("  all collectors median \(fmt(median(allTimes) * 1000, 3)) ms (p90 \(fmt(allTimes.sorted()[iterations * 9 / 10] * 1000, 3)) ms)")
     print("  reference (process only) median \(fmt(median(refTimes) * 1000, 3)) ms; ratio \(fmt(median(allTimes) / median(refTimes), 2))")
     print("  budget: median < 2 ms: \(median(allTimes) < 0.002 ? "PASS" : "FAIL")")
+    // Where the time goes: each collector's own duration series, median over more gathers.
+    var perCollector: [String: [Double]] = [:]
+    for _ in 0..<min(iterations, 500) {
+        let family = all.gather().families.first { $0.name == "mcescan_scrape_collector_duration_seconds" }
+        for m in family?.metrics ?? [] {
+            if case .double(let v) = m.value { perCollector[m.labels[0].value, default: []].append(v) }
+        }
+    }
+    print("  per collector median: " + perCollector.keys.sorted().map { "\($0) \(fmt(median(perCollector[$0]!) * 1000, 3)) ms" }.joined(separator: ", "))
 }
 
 switch args.dropFirst().first {

@@ -5,7 +5,7 @@
 // explicit vector loads with per-CPU variants (baseline SSE2, AVX2) chosen once at start-up.
 //
 // Contract (shared by ScanWorkers and the tests; change it only together with both):
-// - Memory is scanned in 64-bit words. The expected word at address a for a pass is
+// - Memory is scanned in 64-bit words. The expected word at (virtual) address a for a pass is
 //   mcescan_pattern_word(a, seed, invert): depends on the address and a per-pass seed, and
 //   `invert` selects the polarity (all bits flipped), so alternate passes test every cell at 0 and 1.
 // - Regions are multiples of 64 bytes and 64-byte aligned.

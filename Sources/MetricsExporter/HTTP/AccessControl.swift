@@ -57,7 +57,8 @@ public final class AccessControl: HTTPHandler {
                 return Self.unauthorized("the Authorization header must be: Basic base64(user:password)")
             case .rejected(let user):
                 logger?.debug("authentication failed", metadata: [
-                    "user": "\(user)", "peer": "\(request.peer.map { "\($0)" } ?? "unknown")", "path": "\(request.path)"])
+                    "user": "\(Self.loggable(user))", "peer": "\(request.peer.map { "\($0)" } ?? "unknown")",
+                    "path": "\(Self.loggable(request.path))"])
                 return Self.unauthorized("wrong user name or password")
             case .busy:
                 return HTTPResponse.error(429, code: "too_many_requests",
@@ -149,6 +150,14 @@ public final class AccessControl: HTTPHandler {
 
     private static func isPort(_ s: Substring) -> Bool {
         !s.isEmpty && s.count <= 5 && s.allSatisfy(\.isASCIIDigit)
+    }
+
+    /// Client-supplied text made safe for a log line: control characters replaced, at most 128
+    /// characters.
+    static func loggable(_ text: String) -> String {
+        var out = String(text.unicodeScalars.prefix(128).map { $0.value < 0x20 || $0.value == 0x7f ? "?" : Character($0) })
+        if text.unicodeScalars.count > 128 { out += "…" }
+        return out
     }
 
     static func unauthorized(_ message: String) -> HTTPResponse {
