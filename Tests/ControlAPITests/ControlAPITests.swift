@@ -134,10 +134,12 @@ struct ControlAPITests {
     func trigger() throws {
         let f = try APIFixture()
         defer { f.close() }
-        let r = try f.send("POST", "/api/v1/nodes/0/scan")
+        let r = try f.send("POST", "/api/v1/nodes/0/scan", headers: [("Content-Type", "application/json")], bodyText: "")
         #expect(r.status == 202)
         #expect(r.text == "{\"node\":0,\"triggered\":true}\n")
         #expect(try f.send("POST", "/api/v1/nodes/0/scan", json: "{}").status == 202)
+        // Even without a body a mutation needs the JSON content type (a browser must preflight it).
+        #expect(try f.send("POST", "/api/v1/nodes/0/scan").status == 415)
     }
 
     @Test("events: after and limit")

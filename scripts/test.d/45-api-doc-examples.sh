@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every curl example of docs/api.md runs against a live daemon and must answer what the doc says.
+# Every curl example of docs/api.md runs against a live daemon and must answer what the doc says;
+# then docs/api/openapi.yaml is checked against the same daemon.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${MCESCAN_BIN:?MCESCAN_BIN must name the release binary}
@@ -21,3 +22,6 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 python3 scripts/check-doc-examples.py docs/api.md "http://127.0.0.1:$port"
+
+# docs/api/openapi.yaml is valid OpenAPI 3.1 and matches the server (statuses, schemas, methods).
+python3 scripts/check-openapi.py docs/api/openapi.yaml "http://127.0.0.1:$port"

@@ -94,10 +94,10 @@ public final class ControlAPI: HTTPRoute {
 
     /// Parses a JSON object body after the content-type check.
     private func jsonObject(_ request: HTTPRequest) throws(ControlError) -> [(key: String, value: JSONValue)] {
-        let type = (request.header("Content-Type") ?? "").split(separator: ";").first.map { $0.trimmingWhitespace().lowercased() } ?? ""
-        guard type == "application/json" else {
-            throw ControlError(415, "unsupported_media_type",
-                               "send the body as Content-Type: application/json (got \(type.isEmpty ? "none" : "\"\(type)\""))")
+        // The same rule AccessControl applies in front of every route (kept here too, so the API
+        // is correct on its own).
+        if let refusal = AccessControl.requireJSON(request) {
+            throw ControlError(refusal)
         }
         let value: JSONValue
         do {
@@ -116,7 +116,10 @@ public final class ControlAPI: HTTPRoute {
     }
 
     private func requireEmptyObject(_ request: HTTPRequest) throws(ControlError) {
-        guard !request.body.isEmpty else { return }
+        guard !request.body.isEmpty else {
+            if let refusal = AccessControl.requireJSON(request) { throw ControlError(refusal) }
+            return
+        }
         let members = try jsonObject(request)
         if let first = members.first {
             throw ControlError(400, "unknown_field", "this call takes no fields", field: first.key)

@@ -81,5 +81,20 @@ public struct ControlError: Error, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String { "\(status) \(code): \(message)" }
 
-    var response: HTTPResponse { HTTPResponse.error(status, code: code, message: message, field: field) }
+    /// An error that is already a response (another layer's refusal), passed through unchanged.
+    init(_ response: HTTPResponse) {
+        self.status = response.status
+        self.code = ""
+        self.message = String(decoding: response.body, as: UTF8.self)
+        self.prepared = response
+    }
+
+    /// Set when the error came as a finished response.
+    var prepared: HTTPResponse? = nil
+
+    var response: HTTPResponse { prepared ?? HTTPResponse.error(status, code: code, message: message, field: field) }
+
+    public static func == (a: ControlError, b: ControlError) -> Bool {
+        a.status == b.status && a.code == b.code && a.message == b.message && a.field == b.field
+    }
 }
