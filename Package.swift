@@ -55,6 +55,8 @@ let package = Package(
             exclude: ["Golden"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Shared by the test targets: a raw HTTP client, temp trees, joinable threads.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: [.swiftLanguageMode(.v6)]),
         // Benchmark (not installed): verify/fill/read throughput of CScanKernel (benchmarks/verify-throughput.sh).
         .executableTarget(
             name: "mcescan-bench-kernel",
@@ -83,12 +85,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlAPITests",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "HTTPServerTests",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

@@ -48,7 +48,9 @@ struct ScanFlags {
 
     /// Builds the engine: topology (libnuma for the live /sys, else the sysfs tree), the libnuma
     /// binder (validated against the live host), the state directory and its event log.
-    func makeEngine(sysfs: SysFS, procfs: ProcFS, logger: Logger) throws -> ScanEngine {
+    /// The state file's knobs win over the flags for every node they name (a corrupt state file
+    /// stops start-up, naming the file).
+    func makeEngine(sysfs: SysFS, procfs: ProcFS, logger: Logger) throws -> (engine: ScanEngine, store: StateStore, loaded: [Int: ScanConfig]?) {
         let topology: Topology
         if sysfs.root == "/sys", let live = Topology.fromLibnuma() {
             topology = live
@@ -59,6 +61,8 @@ struct ScanFlags {
         let live = Topology.fromLibnuma() ?? topology
         let directory = ScanOptions.stateDirectory(flag: stateDir, environment: ScanOptions.processEnvironment())
         try ScanOptions.prepareStateDirectory(directory)
+        let store = StateStore(directory: directory)
+        let loaded = try ControlPlane.loadState(store)
         let events = try EventLog(directory: directory)
         logger.info("state directory", metadata: ["dir": "\(directory)", "next_event_id": "\(events.nextID)"])
         let settings = WorkerSettings(arenaBytes: arenaBytes, coverageWindow: coverageWindow,
@@ -68,6 +72,7 @@ struct ScanFlags {
         let engine = try ScanEngine(
             configuration: EngineConfiguration(nodes: nodes, initial: initial, worker: settings),
             topology: topology, binder: LibNUMABinder(topology: live), procfs: procfs, events: events,
+            initialConfig: { loaded?[$0] },
             log: { level, message, metadata in
                 let md = metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch level {
@@ -81,11 +86,13 @@ struct ScanFlags {
             logger.info("coverage_ratio and physical addresses are not available", metadata: ["reason": "\(engine.pagemapReason ?? "unknown")"])
         }
         for h in engine.nodes {
+            let c = h.control.snapshot()
             logger.info("scan worker", metadata: [
                 "node": "\(h.node.id)", "cpus": "\(h.cpus.map(String.init).joined(separator: ","))",
-                "pages_to_scan": "\(initial.pagesToScan)", "scan_sleep_millisecs": "\(initial.sleepMillis)",
-                "type": "\(ScanConfig.typeNames(initial.type).joined(separator: ","))"])
+                "pages_to_scan": "\(c.pagesToScan)", "scan_sleep_millisecs": "\(c.sleepMillis)",
+                "type": "\(ScanConfig.typeNames(c.type).joined(separator: ","))",
+                "knobs_from": "\(loaded?[h.node.id] != nil ? "state file" : "flags")"])
         }
-        return engine
+        return (engine, store, loaded)
     }
 }

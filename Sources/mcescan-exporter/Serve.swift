@@ -83,6 +83,14 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("Directory for knobs and events.jsonl, created 0700 (default: $STATE_DIRECTORY, else /var/lib/mcescan-exporter if writable, else $XDG_STATE_HOME/mcescan-exporter or ~/.local/state/mcescan-exporter).", valueName: "dir"))
     var stateDir: String?
 
+    @Flag(name: .customLong("control.enable-fault-injection"),
+          help: "Enable POST /api/v1/nodes/{n}/inject (fire drills: real bit flips and SIGBUS in the exporter's own arena).")
+    var enableFaultInjection = false
+
+    @Flag(name: .customLong("control.enable-kernel-poison"),
+          help: "Let inject use MADV_HWPOISON: retires a real physical page until reboot and shows in the kernel's counters. Needs --control.enable-fault-injection.")
+    var enableKernelPoison = false
+
     var scan = ScanFlags()
 
     var parsedAddresses: [ListenAddress] = []
@@ -92,9 +100,13 @@ struct Serve: ParsableCommand {
         case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
         case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
+        case enableFaultInjection, enableKernelPoison
     }
 
     mutating func validate() throws {
+        if enableKernelPoison && !enableFaultInjection {
+            throw ValidationError("--control.enable-kernel-poison: needs --control.enable-fault-injection as well")
+        }
         parsedAddresses = []
         for text in listenAddresses {
             do {
@@ -158,8 +170,11 @@ struct Serve: ParsableCommand {
         if edacScrubCollector == .on { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
         // Scan workers start before the HTTP server, so the first scrape already sees them.
         let engine: ScanEngine
+        let plane: ControlPlane
         do {
-            engine = try scan.makeEngine(sysfs: sysfs, procfs: procfs, logger: logger)
+            let made = try scan.makeEngine(sysfs: sysfs, procfs: procfs, logger: logger)
+            engine = made.engine
+            plane = ControlPlane(surface: EngineSurface(engine: engine), store: made.store, loaded: made.loaded)
             try engine.start()
         } catch {
             logger.error("cannot start the scan workers", metadata: ["err": "\(error)"])
@@ -168,7 +183,9 @@ struct Serve: ParsableCommand {
         }
         collectors.append(ScannerCollector(engine: engine))
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
-        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, health: { engine.failedWorkers() })
+        let api = ControlAPI(plane: plane, faultInjection: enableFaultInjection, kernelPoison: enableKernelPoison)
+        let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, extraRoutes: [api],
+                                      health: { engine.failedWorkers() })
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests

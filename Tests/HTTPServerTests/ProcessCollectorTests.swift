@@ -1,6 +1,7 @@
 import Testing
 @testable import MetricsExporter
 import ScanWorkers
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -81,25 +82,3 @@ struct ProcessCollectorTests {
     }
 }
 
-/// A temporary directory tree for fixtures.
-struct TempTree {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/mcescan-test-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw HostFSError(.unreadable, path: "/tmp", "mkdtemp failed") }
-        path = String(cString: p)
-    }
-    func write(_ relative: String, _ content: String) throws {
-        let full = path + "/" + relative
-        var dir = String(full[..<full.lastIndex(of: "/")!])
-        var toCreate: [String] = []
-        while access(dir, F_OK) != 0 { toCreate.append(dir); dir = String(dir[..<dir.lastIndex(of: "/")!]) }
-        for d in toCreate.reversed() { mkdir(d, 0o755) }
-        guard let f = fopen(full, "w") else { throw HostFSError(.unreadable, path: full, "fopen failed") }
-        fputs(content, f)
-        fclose(f)
-    }
-    func remove() {
-        _ = system("rm -rf '\(path)'")
-    }
-}

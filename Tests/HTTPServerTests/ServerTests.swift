@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import MetricsExporter
 import ScanWorkers
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -320,35 +321,3 @@ struct ListenAddressTests {
     }
 }
 
-/// A connected socket that sends nothing.
-final class IdleConnection {
-    let fd: Int32
-    init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr)
-        let rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw RawHTTPError(description: "connect failed") }
-    }
-    func close() { Glibc.close(fd) }
-}
-
-/// A joinable pthread running a closure (tests only).
-final class TestThread: @unchecked Sendable {
-    private var thread = pthread_t()
-    private let body: @Sendable () -> Void
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        self.body = body
-        let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<TestThread>.fromOpaque(raw!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box)
-    }
-
-    func join() { pthread_join(thread, nil) }
-}

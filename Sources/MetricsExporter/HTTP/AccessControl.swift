@@ -12,7 +12,9 @@ import Logging
 ///    loopback with their own host name); otherwise 403 `forbidden` with how to enable it.
 /// 3. **Content type** (enforced here, keyed by path prefix, so routes need not call it):
 ///    mutations under `/api/` need `Content-Type: application/json` (optionally `; charset=utf-8`),
-///    body or not; mutations under `/mcescan/` take `text/plain` or no content type; else 415
+///    body or not; mutations under `/mcescan/` take `text/plain`, `application/x-www-form-urlencoded` (what
+///    `curl --data` sends; the view takes only PUT, which browsers always preflight) or no content
+///    type; else 415
 ///    `unsupported_media_type`. Requiring JSON even for body-less POSTs makes every API mutation a
 ///    CORS "non-simple" request, which a browser must preflight — and nothing here ever answers a
 ///    preflight (no CORS headers are ever sent: any `Access-Control-*` header a route sets is
@@ -94,7 +96,9 @@ public final class AccessControl: HTTPHandler {
         if request.path.hasPrefix("/mcescan/") {
             guard let type = request.header("Content-Type") else { return nil }
             let media = mediaType(type)
-            guard media == "text/plain" else {
+            // `curl --data` sends application/x-www-form-urlencoded; the view only takes PUT, which a
+            // browser always preflights, so accepting it opens nothing to cross-site forms.
+            guard media == "text/plain" || media == "application/x-www-form-urlencoded" else {
                 return HTTPResponse.error(415, code: "unsupported_media_type",
                                           message: "the /mcescan/ view takes a text/plain body (or no Content-Type), not \(media.isEmpty ? "an empty type" : media)")
             }

@@ -4,25 +4,26 @@ import Glibc
 
 /// A minimal HTTP/1.1 client over a plain socket, so tests see exactly what went over the wire
 /// (no automatic decompression, no header rewriting).
-struct RawResponse {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
+public struct RawResponse {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
     }
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-struct RawHTTPError: Error, CustomStringConvertible {
-    var description: String
+public struct RawHTTPError: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
 }
 
-enum RawHTTPClient {
+public enum RawHTTPClient {
     /// Sends `request` bytes as they are to host:port and reads the whole response
     /// (the request should carry `Connection: close`).
-    static func exchange(host: String = "127.0.0.1", port: UInt16, raw: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
+    public static func exchange(host: String = "127.0.0.1", port: UInt16, raw: [UInt8], timeoutSeconds: Int = 10) throws -> [UInt8] {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawHTTPError(description: "socket failed") }
@@ -60,17 +61,17 @@ enum RawHTTPClient {
         return out
     }
 
-    static func request(_ method: String, _ path: String, port: UInt16, host: String = "127.0.0.1",
+    public static func request(_ method: String, _ path: String, port: UInt16, host: String = "127.0.0.1",
                         headers: [(String, String)] = [], body: [UInt8] = []) throws -> RawResponse {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        if !body.isEmpty { head += "Content-Length: \(body.count)\r\n" }
+        if !body.isEmpty || ["POST", "PUT", "PATCH"].contains(method) { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         let bytes = try exchange(host: host, port: port, raw: Array(head.utf8) + body)
         return try parse(bytes)
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> RawResponse {
+    public static func parse(_ bytes: [UInt8]) throws -> RawResponse {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
             throw RawHTTPError(description: "no header end in \(bytes.count) bytes")
@@ -82,7 +83,7 @@ enum RawHTTPClient {
         var headers: [(String, String)] = []
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.append((String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: " ")))
+            headers.append((String(line[..<colon]), String(line[line.index(after: colon)...].drop { $0 == " " })))
         }
         var body = Array(bytes[(end + 4)...])
         if let te = headers.first(where: { $0.0.lowercased() == "transfer-encoding" })?.1, te.lowercased() == "chunked" {
@@ -107,7 +108,7 @@ enum RawHTTPClient {
 }
 
 extension String {
-    func components(separatedBy separator: String) -> [String] {
+    public func components(separatedBy separator: String) -> [String] {
         var parts: [String] = []
         var rest = Substring(self)
         while let range = rest.firstRange(of: separator) {
