@@ -119,3 +119,36 @@ import Glibc
         }
     }
 }
+
+/// The live host through the real libnuma binder: pinning, mbind, the move_pages placement check,
+/// and (as root) pagemap PFNs for coverage and physical addresses.
+@Suite struct WorkerLiveHostTests {
+    @Test func liveNodeZeroScansPlacedAndCovered() throws {
+        let sysfs = SysFS(root: "/sys"), procfs = ProcFS(root: "/proc")
+        let topology = try Topology.read(sysfs: sysfs)
+        let node = try #require(topology.nodes.first { $0.memoryBytes > 0 }).id
+        let log = try EventLog(directory: nil)
+        let settings = WorkerSettings(arenaBytes: 1 << 20, memoryGuard: MemoryGuard(sysfs: sysfs, procfs: procfs))
+        let engine = try ScanEngine(configuration: EngineConfiguration(nodes: [node], initial: try ScanConfig(pagesToScan: 256, sleepMillis: 60_000, type: 1), worker: settings),
+                                    topology: topology, binder: LibNUMABinder(topology: topology), procfs: procfs, events: log)
+        try engine.start()
+        defer { engine.stop() }
+        let h = engine.nodes[0]
+        #expect(eventually { h.counters.wakeups.load(ordering: .relaxed) == 1 })
+        #expect(h.counters.workerState == .running)
+        let arena = h.counters.type(.arena)
+        #expect(arena.regionBytes.load(ordering: .relaxed) == 1 << 20)
+        #expect(arena.misplacedBytes.load(ordering: .relaxed) == 0, "move_pages found the arena on node \(node)")
+        try h.inject(.bitflip, count: 1)
+        h.trigger()
+        #expect(eventually { arena.corruptedWords.load(ordering: .relaxed) == 1 })
+        let event = try #require(log.events().first)
+        if engine.pagemapUsable {
+            #expect((h.counters.coverageRatio ?? 0) > 0)
+            #expect(event.physAddr != nil && event.physAddr! % 8 == 0)
+        } else {
+            #expect(h.counters.coverageRatio == nil)
+            #expect(event.physAddr == nil)
+        }
+    }
+}
