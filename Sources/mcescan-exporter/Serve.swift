@@ -185,7 +185,7 @@ struct Serve: ParsableCommand {
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let api = ControlAPI(plane: plane, faultInjection: enableFaultInjection, kernelPoison: enableKernelPoison)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, extraRoutes: [api],
-                                      health: { engine.failedWorkers() })
+                                      health: { engine.failedWorkers() }, surface: plane.surface)
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests

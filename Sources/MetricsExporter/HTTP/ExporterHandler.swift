@@ -9,12 +9,15 @@ public final class ExporterHandler: HTTPHandler {
     let extraRoutes: [any HTTPRoute]
     /// Failed scan workers, one line each; `/healthz` answers 503 listing them when any.
     let health: @Sendable () -> [String]
+    /// The scanned nodes, for the landing page's status table (nil: no table).
+    let surface: (any ControlSurface)?
     /// Encoding buffers kept between scrapes (one per concurrent scrape, at most 8).
     private let buffers = Mutex<[ExpositionBuffer]>([])
 
     public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = [],
-                health: @escaping @Sendable () -> [String] = { [] }) {
+                health: @escaping @Sendable () -> [String] = { [] }, surface: (any ControlSurface)? = nil) {
         self.registry = registry
+        self.surface = surface
         self.telemetryPath = telemetryPath
         self.extraRoutes = extraRoutes
         self.health = health
@@ -27,7 +30,7 @@ public final class ExporterHandler: HTTPHandler {
             return metrics(request)
         case "/":
             guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
-            return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath))
+            return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath, surface: surface))
         case "/healthz":
             guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
             let failed = health()

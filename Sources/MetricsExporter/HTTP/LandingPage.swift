@@ -1,7 +1,10 @@
+import ScanWorkers
+
 /// The HTML page at `/`: what this is, its version, and where to go next.
 enum LandingPage {
-    static func render(telemetryPath: String, statusTable: String = "") -> String {
-        """
+    static func render(telemetryPath: String, surface: (any ControlSurface)? = nil) -> String {
+        let statusTable = surface.map(nodeTable) ?? ""
+        return """
         <!DOCTYPE html>
         <html lang="en">
         <head><meta charset="utf-8"><title>mcescan-exporter</title>
@@ -13,12 +16,40 @@ enum LandingPage {
         Version \(html(BuildInfo.version)) (revision \(html(BuildInfo.revision)), Swift \(html(BuildInfo.swiftVersion))).</p>
         <ul>
         <li><a href="\(html(telemetryPath))">\(html(telemetryPath))</a> — metrics (Prometheus text 0.0.4; OpenMetrics when asked)</li>
+        <li><a href="/api/v1/nodes">/api/v1/nodes</a> — scan workers, knobs and statistics (JSON control API)</li>
+        <li><a href="/api/v1/events">/api/v1/events</a> — errors found</li>
+        <li><a href="/mcescan">/mcescan</a> — the knobs as text files, for curl</li>
         <li><a href="/healthz">/healthz</a> — health</li>
+        <li>Docs in the source tree: <code>docs/api.md</code> (control API, with curl examples),
+        <code>docs/api/openapi.yaml</code>, <code>docs/metrics.md</code>, <code>docs/operations.md</code></li>
         </ul>
         \(statusTable)
         </body>
         </html>
 
+        """
+    }
+
+    /// One row per scanned node: state, knobs, progress and errors found.
+    static func nodeTable(_ surface: any ControlSurface) -> String {
+        var rows = ""
+        for node in surface.nodes {
+            guard let config = surface.control(node: node)?.snapshot() else { continue }
+            let status = surface.status(node: node)
+            func stat(_ name: String) -> String { status?.stat.first { $0.name == name }.map { String($0.value) } ?? "–" }
+            let last = status?.lastFullScan.map(formatRFC3339) ?? "never"
+            let types = ScanConfig.typeNames(config.type).joined(separator: ",")
+            rows += "<tr><td>\(node)</td><td>\(html(status?.state ?? "unknown"))\(status?.failure.map { ": " + html($0) } ?? "")</td>" +
+                "<td>\(config.pagesToScan)</td><td>\(config.sleepMillis)</td><td>\(html(types.isEmpty ? "none" : types))</td>" +
+                "<td>\(stat("pages_scanned"))</td><td>\(stat("full_scans"))</td><td>\(html(last))</td>" +
+                "<td>\(stat("corrupted_words"))</td><td>\(stat("poisoned_pages"))</td></tr>\n"
+        }
+        return """
+        <h2>Scan workers</h2>
+        <table>
+        <tr><th>node</th><th>state</th><th>pages_to_scan</th><th>scan_sleep_millisecs</th><th>type</th>\
+        <th>pages scanned</th><th>full scans</th><th>last full scan</th><th>corrupted words</th><th>poisoned pages</th></tr>
+        \(rows)</table>
         """
     }
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Control-plane benchmark (issue 4):
+#  1. PATCH round trip, persist included (fsync + rename + directory fsync), against GET of the same
+#     node measured in the same run on the same keep-alive connection: median and p99 of 300 each.
+#  2. /metrics throughput under wrk with and without PATCHes arriving at 50/s, alternating
+#     A/B/A/B runs of 10 s so drift hits both; the loss is (A - B) / A of the medians.
+# usage: benchmarks/control-api.sh [BINARY]   (default: the release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-.build/release/mcescan-exporter}
+[ -x "$bin" ] || swift build -c release --product mcescan-exporter
+command -v wrk >/dev/null || { echo "wrk is missing: scripts/setup --bench"; exit 2; }
+dir=$(mktemp -d)
+"$bin" --web.listen-address 127.0.0.1:0 --state.dir "$dir/state" --scan.arena-bytes 16MiB --no-collector.hwpoison \
+  </dev/null 2>"$dir/log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+port=""
+for _ in $(seq 1 100); do
+  port=$(sed -n 's/.*msg=listening address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log" | head -1); [ -n "$port" ] && break; sleep 0.1
+done
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), state dir on $(df --output=fstype "$dir" | tail -1)"
+
+python3 - "$port" <<'PY'
+import http.client, json, statistics, sys, time
+port = int(sys.argv[1])
+c = http.client.HTTPConnection("127.0.0.1", port)
+def timed(method, path, body=None):
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    t = time.perf_counter(); c.request(method, path, body=body, headers=headers); r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+    return (time.perf_counter() - t) * 1000
+get, patch = [], []
+for i in range(300):
+    get.append(timed("GET", "/api/v1/nodes/0"))
+    patch.append(timed("PATCH", "/api/v1/nodes/0", json.dumps({"pages_to_scan": 4096 + (i % 2)})))
+q = lambda xs, p: sorted(xs)[int(p * (len(xs) - 1))]
+print(f"GET   /api/v1/nodes/0: median {statistics.median(get):.3f} ms, p99 {q(get, .99):.3f} ms")
+print(f"PATCH /api/v1/nodes/0: median {statistics.median(patch):.3f} ms, p99 {q(patch, .99):.3f} ms "
+      f"(persisted; {statistics.median(patch) / statistics.median(get):.1f}x the GET)")
+PY
+
+patcher() {
+  python3 - "$port" <<'PY' &
+import http.client, json, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < 11:
+    c.request("PATCH", "/api/v1/nodes/0", body=json.dumps({"pages_to_scan": 4096 + n % 2}), headers={"Content-Type": "application/json"})
+    r = c.getresponse(); r.read(); assert r.status == 200
+    n += 1
+    time.sleep(max(0, start + n / 50 - time.perf_counter()))
+print(f"  (PATCHes sent: {n} in {time.perf_counter() - start:.1f} s)")
+PY
+}
+rps() { wrk -t1 -c8 -d10s "http://127.0.0.1:$port/metrics" | awk '/Requests\/sec/{print $2}'; }
+a=(); b=()
+for round in 1 2 3; do
+  a+=("$(rps)")
+  patcher; ppid=$!; b+=("$(rps)"); wait $ppid
+  echo "round $round: /metrics alone ${a[-1]} req/s, with 50 PATCH/s ${b[-1]} req/s"
+done
+python3 - "${a[@]}" "${b[@]}" <<'PY'
+import statistics, sys
+v = list(map(float, sys.argv[1:])); a, b = v[:len(v)//2], v[len(v)//2:]
+ma, mb = statistics.median(a), statistics.median(b)
+print(f"/metrics median: alone {ma:.0f} req/s, with 50 PATCH/s {mb:.0f} req/s: loss {(ma - mb) / ma * 100:.1f}%")
+PY
