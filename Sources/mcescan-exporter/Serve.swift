@@ -167,7 +167,14 @@ struct Serve: ParsableCommand {
             census = c
             collectors.append(HwpoisonCollector(census: c))
         }
-        if edacScrubCollector == .on { collectors.append(EdacScrubCollector(sysfs: sysfs)) }
+        // EDAC scrub attributes can reach the device (CXL mailbox): sampled off the scrape path.
+        var edacSampler: EdacScrubSampler?
+        if edacScrubCollector == .on {
+            let sampler = EdacScrubSampler(sysfs: sysfs)
+            sampler.start()
+            edacSampler = sampler
+            collectors.append(EdacScrubCollector(sampler: sampler))
+        }
         // Scan workers start before the HTTP server, so the first scrape already sees them.
         let engine: ScanEngine
         let plane: ControlPlane
@@ -179,6 +186,7 @@ struct Serve: ParsableCommand {
         } catch {
             logger.error("cannot start the scan workers", metadata: ["err": "\(error)"])
             census?.stop()
+            edacSampler?.stop()
             throw ExitCode(2)
         }
         collectors.append(ScannerCollector(engine: engine))
@@ -201,6 +209,7 @@ struct Serve: ParsableCommand {
             logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
             engine.stop()
             census?.stop()
+            edacSampler?.stop()
             throw ExitCode(2)
         }
         for address in server.boundAddresses {
@@ -217,6 +226,7 @@ struct Serve: ParsableCommand {
         server.shutdown(gracePeriod: 10)
         engine.stop()
         census?.stop()
+        edacSampler?.stop()
         logger.info("stopped")
     }
 }

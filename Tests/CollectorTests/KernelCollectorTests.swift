@@ -178,6 +178,45 @@ import Glibc
     }
 }
 
+@Suite struct EdacScrubSamplerTests {
+    @Test func firstSampleIsTakenAtInitAndScrapesNeverRead() throws {
+        let t = TempTree()
+        defer { t.remove() }
+        t.write("bus/edac/devices/cxl_mem0/scrub0/current_cycle_duration", "3600\n")
+        let sampler = EdacScrubSampler(sysfs: t.tree, interval: 3600)
+        let collector = EdacScrubCollector(sampler: sampler)
+        let key = ["device": "cxl_mem0", "scrub": "scrub0"]
+        #expect(value(try collect(collector)["mcescan_edac_scrub_cycle_seconds"], key) == 3600)
+        // A change shows only after the next sample: collect copies, it does not read.
+        t.write("bus/edac/devices/cxl_mem0/scrub0/current_cycle_duration", "7200\n")
+        #expect(value(try collect(collector)["mcescan_edac_scrub_cycle_seconds"], key) == 3600)
+        sampler.sample()
+        #expect(value(try collect(collector)["mcescan_edac_scrub_cycle_seconds"], key) == 7200)
+        // A malformed attribute fails the collector until a good sample.
+        t.write("bus/edac/devices/cxl_mem0/scrub0/current_cycle_duration", "later\n")
+        sampler.sample()
+        #expect(throws: HostFSError.self) { try collect(collector) }
+        t.write("bus/edac/devices/cxl_mem0/scrub0/current_cycle_duration", "60\n")
+        sampler.sample()
+        #expect(value(try collect(collector)["mcescan_edac_scrub_cycle_seconds"], key) == 60)
+    }
+
+    @Test func sampleEqualsADirectRead() throws {
+        let sampled = try collect(EdacScrubCollector(sampler: EdacScrubSampler(sysfs: fixtureSys)))
+        let direct = try collect(EdacScrubCollector(sysfs: fixtureSys))
+        #expect(sampled == direct)
+    }
+
+    @Test func threadStartsAndStopsPromptly() {
+        let sampler = EdacScrubSampler(sysfs: fixtureSys, interval: 3600)
+        sampler.start()
+        sampler.start()  // a second start does nothing
+        sampler.stop()   // wakes the hour-long sleep and joins
+        sampler.stop()
+        if case .failure(let error) = sampler.last { Issue.record("fixture sample failed: \(error)") }
+    }
+}
+
 @Suite struct HwpoisonCensusTests {
     /// The census the fixture must give, computed here from the fixture's own bytes and links
     /// (not from the collector): every PFN of a block linked to node N, classified by its bits.

@@ -105,6 +105,35 @@ import Glibc
         #expect(arena.corruptedWords.load(ordering: .relaxed) == 2)
     }
 
+    /// Synthetic poison (a truncated memfd page: a real SIGBUS BUS_ADRERR) is survived, counted as
+    /// injected poison in the ordinary counters, retired and replaced; the scan goes on clean.
+    @Test func injectedPoisonIsSurvivedCountedAndReplaced() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 256 << 10, nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
+        let offsets = try node.inject(.poison, count: 3)
+        #expect(offsets.count == 3 && node.counters.injectedCount(.poison) == 3)
+        node.trigger()
+        let arena = node.counters.type(.arena)
+        #expect(eventually { arena.poisonedPages.load(ordering: .relaxed) == 3 })
+        #expect(node.counters.sigbusCount(.adrerr) == 3)
+        #expect(arena.replacedPages.load(ordering: .relaxed) == 3)
+        #expect(arena.corruptedWords.load(ordering: .relaxed) == 0)
+        #expect(engine.events.events().map(\.kind) == [.injected, .injected, .injected])
+        #expect(Set(engine.events.events().map(\.offset)) == Set(offsets))
+        // The replaced pages hold the right pattern: further passes are clean and fault-free.
+        for wake in 3...5 {
+            node.trigger()
+            #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) >= UInt64(wake) })
+        }
+        #expect(arena.poisonedPages.load(ordering: .relaxed) == 3)
+        #expect(arena.corruptedWords.load(ordering: .relaxed) == 0)
+        #expect(node.counters.workerState == .running)
+    }
+
     @Test func injectionNeedsAnArena() throws {
         let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 2), nodes: [0])
         #expect { try engine.nodes[0].inject(.bitflip, count: 1) } throws: { ($0 as? InjectError)?.code == .noArena }

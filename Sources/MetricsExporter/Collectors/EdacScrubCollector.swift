@@ -1,4 +1,10 @@
+import Logging
 import ScanWorkers
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// EDAC scrub control (Linux 6.15+, `Documentation/ABI/testing/sysfs-edac-scrub`): for each
 /// `bus/edac/devices/<device>/scrubN/` under `--path.sysfs`, reads (never writes)
@@ -10,14 +16,27 @@ import ScanWorkers
 /// `mcescan_edac_scrub_max_cycle_seconds`. An attribute exists only if the driver implements it,
 /// so a missing attribute just has no series. No `bus/edac/devices` or no `scrub*` directory: no
 /// series, success 1. An unreadable or malformed attribute fails the collector.
+///
+/// Reading a scrub attribute can reach the device (a CXL mailbox command), so `serve` keeps these
+/// reads off the scrape path: an `EdacScrubSampler` reads them at start and then every 30 s on its
+/// own thread, and a scrape shows the last sample. `init(sysfs:)` reads at every collect instead
+/// (tests, one-off tools).
 public struct EdacScrubCollector: Collector {
     /// `collector="edac_scrub"`, `--collector.edac_scrub`.
     public let name = "edac_scrub"
     let sysfs: SysFS
+    let sampler: EdacScrubSampler?
 
-    /// Reads `bus/edac/devices` under `sysfs`.
+    /// Reads `bus/edac/devices` under `sysfs` at every collect.
     public init(sysfs: SysFS) {
         self.sysfs = sysfs
+        self.sampler = nil
+    }
+
+    /// Shows the sampler's last sample; never reads a file at scrape time.
+    public init(sampler: EdacScrubSampler) {
+        self.sysfs = sampler.sysfs
+        self.sampler = sampler
     }
 
     /// The read attributes and the families they feed, in exposition order.
@@ -32,29 +51,41 @@ public struct EdacScrubCollector: Collector {
          "Shortest background scrub cycle the scrub instance supports (EDAC scrub min_cycle_duration)."),
     ]
 
-    /// Reads every scrub instance's attributes now (at most four small reads each).
+    /// With a sampler: copies its last sample (throws its last error). Without: reads every
+    /// scrub instance's attributes now (at most four small reads each).
     public func collect(into families: inout [MetricFamily]) throws {
+        if let sampler {
+            families.append(contentsOf: try sampler.last.get())
+            return
+        }
+        families.append(contentsOf: try Self.read(sysfs: sysfs))
+    }
+
+    /// Reads every scrub instance under `sysfs` into families (empty when there is none).
+    public static func read(sysfs: SysFS) throws -> [MetricFamily] {
+        var families: [MetricFamily] = []
         let root = "bus/edac/devices"
-        guard let devices = try sysfs.listIfPresent(root) else { return }
-        var series = Array(repeating: [Metric](), count: Self.attributes.count)
+        guard let devices = try sysfs.listIfPresent(root) else { return [] }
+        var series = Array(repeating: [Metric](), count: attributes.count)
         for device in devices {
             // A device that vanished between listing and reading (hot unplug) has no scrub dirs.
             guard let entries = try? sysfs.list("\(root)/\(device)") else { continue }
-            for scrub in entries where Self.isScrubInstance(scrub) && sysfs.isDirectory("\(root)/\(device)/\(scrub)") {
-                for (i, attribute) in Self.attributes.enumerated() {
+            for scrub in entries where isScrubInstance(scrub) && sysfs.isDirectory("\(root)/\(device)/\(scrub)") {
+                for (i, attribute) in attributes.enumerated() {
                     let rel = "\(root)/\(device)/\(scrub)/\(attribute.file)"
                     guard sysfs.exists(rel) else { continue }
                     let path = sysfs.path(rel)
                     let bytes = try sysfs.readBytes(rel, limit: 64)
-                    let value = i == 0 ? try Self.parseEnabled(bytes, path: path) : try Self.parseSeconds(bytes, path: path)
+                    let value = i == 0 ? try parseEnabled(bytes, path: path) : try parseSeconds(bytes, path: path)
                     series[i].append(Metric(["device": device, "scrub": scrub], value))
                 }
             }
         }
-        for (i, attribute) in Self.attributes.enumerated() where !series[i].isEmpty {
+        for (i, attribute) in attributes.enumerated() where !series[i].isEmpty {
             families.append(try MetricFamily(name: attribute.family, help: attribute.help, type: .gauge,
                                              unit: i == 0 ? nil : "seconds", metrics: series[i]))
         }
+        return families
     }
 
     /// `scrubN` directory names (`scrub0`, `scrub1`, ...).
@@ -74,5 +105,131 @@ public struct EdacScrubCollector: Collector {
     /// Pure parser of a `*_cycle_duration` attribute: whole seconds, optional trailing newline.
     public static func parseSeconds(_ bytes: [UInt8], path: String = "cycle_duration") throws(HostFSError) -> UInt64 {
         try MemoryFailureStats.parseCount(bytes, path: path)
+    }
+}
+
+/// Reads the EDAC scrub attributes off the scrape path: once in `init` (so the first scrape
+/// already has them), then every `interval` seconds on a dedicated thread (nice 19) until
+/// `stop()`. A read that hangs in a driver delays only the next sample, never a scrape.
+public final class EdacScrubSampler: Sendable {
+    /// Seconds between two samples in `serve`.
+    public static let defaultInterval: Double = 30
+
+    /// The sysfs root read.
+    public let sysfs: SysFS
+    let interval: Double
+    private let state: Mutex<Result<[MetricFamily], any Error>>
+    private let thread: PeriodicThread
+
+    /// Takes the first sample now, on the calling thread.
+    public init(sysfs: SysFS, interval: Double = EdacScrubSampler.defaultInterval) {
+        self.sysfs = sysfs
+        self.interval = interval
+        self.state = Mutex(Result { try EdacScrubCollector.read(sysfs: sysfs) })
+        self.thread = PeriodicThread(interval: interval)
+    }
+
+    /// The last sample, or the error of the last read.
+    public var last: Result<[MetricFamily], any Error> { state.withLock { $0 } }
+
+    /// Reads now and keeps the result.
+    public func sample() {
+        let result = Result { try EdacScrubCollector.read(sysfs: sysfs) }
+        state.withLock { $0 = result }
+    }
+
+    /// Starts sampling every `interval` seconds (the first sample was taken by `init`).
+    public func start() {
+        thread.start { [self] in sample() }
+    }
+
+    /// Stops the thread and waits for it (and for a read in progress).
+    public func stop() { thread.stop() }
+}
+
+/// A dedicated low-priority thread that runs `body`, then sleeps `interval` seconds (or until
+/// `stop()`), and again. `stop()` wakes it through a pipe and joins it.
+final class PeriodicThread: Sendable {
+    private let interval: Double
+    private let stopping = Atomic<Bool>(false)
+    private let wakePipe: (read: Int32, write: Int32)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    init(interval: Double) {
+        self.interval = interval
+        var fds: [Int32] = [-1, -1]
+        if pipe(&fds) == 0 {
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        } else {
+            fds = [-1, -1]
+        }
+        wakePipe = (fds[0], fds[1])
+    }
+
+    deinit {
+        if wakePipe.read >= 0 { close(wakePipe.read) }
+        if wakePipe.write >= 0 { close(wakePipe.write) }
+    }
+
+    /// Starts the thread; the first `body` runs after one interval. A second call does nothing.
+    func start(_ body: @escaping @Sendable () -> Void) {
+        thread.withLock { current in
+            guard current == nil, !stopping.load(ordering: .relaxed) else { return }
+            let box = Unmanaged.passRetained(PeriodicThreadBox(owner: self, body: body)).toOpaque()
+            var tid = pthread_t()
+            let rc = pthread_create(&tid, nil, { arg in
+                let box = Unmanaged<PeriodicThreadBox>.fromOpaque(arg!).takeRetainedValue()
+                box.owner.loop(box.body)
+                return nil
+            }, box)
+            if rc != 0 {
+                Unmanaged<PeriodicThreadBox>.fromOpaque(box).release()
+                return
+            }
+            current = tid
+        }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+        if wakePipe.write >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wakePipe.write, &byte, 1)
+        }
+        let tid = thread.withLock { current -> pthread_t? in
+            defer { current = nil }
+            return current
+        }
+        if let tid { pthread_join(tid, nil) }
+    }
+
+    private func loop(_ body: @Sendable () -> Void) {
+        if let link = HostTree(root: "/").readLink("proc/thread-self"), let tid = link.split(separator: "/").last.flatMap({ id_t($0) }) {
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, 19)
+        }
+        while true {
+            var pfd = pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)
+            let deadline = monotonicSeconds() + interval
+            while !stopping.load(ordering: .relaxed) {
+                let left = deadline - monotonicSeconds()
+                if left <= 0 { break }
+                if pfd.fd >= 0 {
+                    _ = poll(&pfd, 1, Int32(min(left * 1000, 1_000_000).rounded(.up)))
+                } else {
+                    usleep(UInt32(min(left, 0.25) * 1_000_000))
+                }
+            }
+            if stopping.load(ordering: .relaxed) { return }
+            body()
+        }
+    }
+}
+
+private final class PeriodicThreadBox {
+    let owner: PeriodicThread
+    let body: @Sendable () -> Void
+    init(owner: PeriodicThread, body: @escaping @Sendable () -> Void) {
+        self.owner = owner
+        self.body = body
     }
 }
