@@ -179,9 +179,7 @@ public final class HwpoisonCensus: Sendable {
     let chunkEntries: Int
     let logger: Logger
     private let state = Mutex<Outcome>(.pending)
-    private let stopping = Atomic<Bool>(false)
-    private let wakePipe: (read: Int32, write: Int32)
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread: PeriodicThread
     private let failureLog = RateLimitedLog(interval: 600)
 
     /// Creates a census; nothing runs until `start()` or `runOnce()`. One lifecycle: after
@@ -195,18 +193,7 @@ public final class HwpoisonCensus: Sendable {
         self.pageSize = pageSize
         self.chunkEntries = max(1, chunkEntries)
         self.logger = logger
-        var fds: [Int32] = [-1, -1]
-        if pipe(&fds) == 0 {
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        } else {
-            fds = [-1, -1]
-        }
-        self.wakePipe = (fds[0], fds[1])
-    }
-
-    deinit {
-        if wakePipe.read >= 0 { close(wakePipe.read) }
-        if wakePipe.write >= 0 { close(wakePipe.write) }
+        self.thread = PeriodicThread(interval: interval)
     }
 
     /// The last outcome.
@@ -224,7 +211,7 @@ public final class HwpoisonCensus: Sendable {
             }
         } catch {
             // A census cut short by stop() is not a failure: keep the last outcome, log nothing.
-            if stopping.load(ordering: .relaxed) { return .failed(error) }
+            if thread.isStopping { return .failed(error) }
             outcome = .failed(error)
             if failureLog.shouldLog(key: error.code.rawValue + error.path) {
                 logger.warning("hwpoison census failed", metadata: ["err": "\(error)"])
@@ -254,7 +241,7 @@ public final class HwpoisonCensus: Sendable {
             for range in nodeRanges {
                 var pfn = range.lowerBound
                 while pfn < range.upperBound {
-                    if stopping.load(ordering: .relaxed) {
+                    if thread.isStopping {
                         throw HostFSError(.unreadable, path: path, "census interrupted by shutdown")
                     }
                     let want = Int(min(UInt64(chunkEntries), range.upperBound - pfn))
@@ -291,75 +278,22 @@ public final class HwpoisonCensus: Sendable {
         return done / 8
     }
 
-    /// Starts the background thread: a census now, then one every `interval` seconds.
+    /// Starts the background thread (nice 19): a census now, then one every `interval` seconds.
     public func start() {
-        thread.withLock { current in
-            guard current == nil else { return }
-            let box = Unmanaged.passRetained(CensusThreadBox(census: self)).toOpaque()
-            var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { arg in
-                let box = Unmanaged<CensusThreadBox>.fromOpaque(arg!).takeRetainedValue()
-                box.census.loop()
-                return nil
-            }, box)
-            if rc != 0 {
-                Unmanaged<CensusThreadBox>.fromOpaque(box).release()
-                logger.error("cannot start the hwpoison census thread", metadata: ["err": "\(String(cString: strerror(rc)))"])
-                return
-            }
-            current = tid
-        }
-    }
-
-    /// Stops the background thread and waits for it (at most one chunk of a census in progress).
-    public func stop() {
-        stopping.store(true, ordering: .relaxed)
-        if wakePipe.write >= 0 {
-            var byte: UInt8 = 1
-            _ = write(wakePipe.write, &byte, 1)
-        }
-        let tid = thread.withLock { current -> pthread_t? in
-            defer { current = nil }
-            return current
-        }
-        if let tid { pthread_join(tid, nil) }
-    }
-
-    /// Census thread priority: the lowest, like the scan workers (the kernel spends ~80 ns per
-    /// page frame generating kpageflags, about 0.35 s of CPU per 16 GiB of memory).
-    static let threadNice: Int32 = 19
-
-    private func loop() {
-        // Only this thread: on Linux, setpriority with a thread id sets that thread's nice value.
-        // The thread id comes from the /proc/thread-self link (`<pid>/task/<tid>`): Glibc's
-        // gettid() is not visible to Swift without _GNU_SOURCE.
-        if let link = HostTree(root: "/").readLink("proc/thread-self"), let tid = link.split(separator: "/").last.flatMap({ id_t($0) }) {
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, Self.threadNice)
-        }
-        while !stopping.load(ordering: .relaxed) {
+        let rc = thread.start(runFirst: true) { [self] in
             if case .complete(let result) = runOnce(), result.duration > interval / 10,
                failureLog.shouldLog(key: "slow-census") {
                 logger.warning("hwpoison census takes more than a tenth of its interval; consider a longer --collector.hwpoison.interval", metadata: [
                     "duration_seconds": "\(result.duration)", "interval_seconds": "\(interval)"])
             }
-            var pfd = pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0)
-            let deadline = monotonicSeconds() + interval
-            while !stopping.load(ordering: .relaxed) {
-                let left = deadline - monotonicSeconds()
-                if left <= 0 { break }
-                if pfd.fd >= 0 {
-                    _ = poll(&pfd, 1, Int32(min(left * 1000, 1_000_000).rounded(.up)))
-                } else {
-                    usleep(UInt32(min(left, 0.25) * 1_000_000))  // no wake pipe: poll the stop flag
-                }
-            }
+        }
+        if rc != 0 {
+            logger.error("cannot start the hwpoison census thread", metadata: ["err": "\(String(cString: strerror(rc)))"])
         }
     }
-}
 
-private final class CensusThreadBox {
-    let census: HwpoisonCensus
-    init(census: HwpoisonCensus) { self.census = census }
+    /// Stops the background thread and waits for it (at most one chunk of a census in progress).
+    public func stop() { thread.stop() }
 }
 
 /// A `HostFSError` for a failed system call: ENOENT/ENOTDIR mean the source is absent.
