@@ -9,6 +9,9 @@ import Glibc
 public struct ProcessCollector: Collector {
     public let name = "process"
     let procfs: ProcFS
+    /// `btime` of `<procfs>/stat`, read once: it does not change while the system runs, and the
+    /// kernel builds the whole of /proc/stat (every CPU and interrupt counter) on each read.
+    let bootTime: UInt64?
     let ticksPerSecond: Double
     let pageSize: UInt64
 
@@ -21,12 +24,13 @@ public struct ProcessCollector: Collector {
         self.procfs = procfs
         self.ticksPerSecond = ticksPerSecond
         self.pageSize = pageSize
+        self.bootTime = try? parseBootTime(procfs.readString("stat"))
     }
 
     public func collect(into families: inout [MetricFamily]) throws {
         let stat = try ProcSelfStat.parse(procfs.readBytes("self/stat"))
         let limits = try ProcLimits.parse(procfs.readString("self/limits"))
-        let bootTime = try parseBootTime(procfs.readString("stat"))
+        let bootTime = try self.bootTime ?? parseBootTime(procfs.readString("stat"))
         let fds = try procfs.list("self/fd").count
 
         families.append(try MetricFamily(
@@ -51,7 +55,7 @@ public struct ProcessCollector: Collector {
         families.append(try MetricFamily(
             name: "process_resident_memory_bytes", help: "Resident memory size in bytes.",
             type: .gauge, metrics: [Metric([:], stat.residentPages * pageSize)]))
-        if let maps = try? procfs.readString("self/maps", limit: 16 << 20), let heap = parseHeapBytes(maps) {
+        if let maps = try? procfs.readBytes("self/maps", limit: 16 << 20), let heap = parseHeapBytes(maps) {
             families.append(try MetricFamily(
                 name: "process_heap_bytes", help: "Size of the process heap ([heap] in /proc/self/maps) in bytes.",
                 type: .gauge, metrics: [Metric([:], heap)]))
@@ -129,13 +133,41 @@ public func parseBootTime(_ text: String) throws -> UInt64 {
     throw HostFSError(.malformed, path: "stat", "no btime line")
 }
 
-/// Size of the `[heap]` mapping of `/proc/<pid>/maps`, nil when there is none.
-public func parseHeapBytes(_ maps: String) -> UInt64? {
-    for line in maps.split(separator: "\n") where line.hasSuffix("[heap]") {
-        let range = line.prefix { $0 != " " }.split(separator: "-")
-        if range.count == 2, let lo = UInt64(range[0], radix: 16), let hi = UInt64(range[1], radix: 16), hi >= lo {
-            return hi - lo
+/// Size of the `[heap]` mapping of `/proc/<pid>/maps`, nil when there is none. Works on bytes:
+/// the file has a line per mapping (hundreds), and splitting it as Swift Characters cost a
+/// millisecond per scrape.
+public func parseHeapBytes(_ maps: [UInt8]) -> UInt64? {
+    let marker = Array("[heap]".utf8)
+    var lineStart = 0
+    for i in 0...maps.count {
+        guard i == maps.count || maps[i] == UInt8(ascii: "\n") else { continue }
+        defer { lineStart = i + 1 }
+        var end = i
+        while end > lineStart, maps[end - 1] == UInt8(ascii: " ") { end -= 1 }
+        guard end - lineStart >= marker.count, maps[(end - marker.count)..<end].elementsEqual(marker) else { continue }
+        var lo: UInt64 = 0, hi: UInt64 = 0
+        var j = lineStart
+        func hex(_ value: inout UInt64) -> Bool {
+            var digits = 0
+            while j < end, let d = hexValue(maps[j]) { value = value << 4 | d; j += 1; digits += 1 }
+            return digits > 0 && digits <= 16
         }
+        guard hex(&lo), j < end, maps[j] == UInt8(ascii: "-") else { continue }
+        j += 1
+        guard hex(&hi), hi >= lo else { continue }
+        return hi - lo
     }
     return nil
+}
+
+/// `parseHeapBytes` on text.
+public func parseHeapBytes(_ maps: String) -> UInt64? { parseHeapBytes(Array(maps.utf8)) }
+
+private func hexValue(_ b: UInt8) -> UInt64? {
+    switch b {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(b - UInt8(ascii: "0"))
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(b - UInt8(ascii: "a") + 10)
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt64(b - UInt8(ascii: "A") + 10)
+    default: return nil
+    }
 }
