@@ -189,40 +189,49 @@ private struct ByteWriter: TextOutputStream {
     }
 
     mutating func writeSamples(_ f: MetricFamily, openMetrics: Bool) {
-        let name = f.name
-        f.labelBlob.withUnsafeBufferPointer { blob in
-            f.labelOffsets.withUnsafeBufferPointer { offsets in
-                f.metrics.withUnsafeBufferPointer { metrics in
-                    let blobBase = blob.baseAddress ?? UnsafePointer(bitPattern: 1)!
-                    for i in 0..<metrics.count {
-                        let labels = UnsafeBufferPointer(start: blobBase + offsets[i], count: offsets[i + 1] - offsets[i])
-                        switch metrics[i].value {
-                        case .double(let v):
-                            writeSeriesStart(name, suffix: nil, labels, extra: nil)
-                            writeDouble(v)
-                            append(UInt8(ascii: "\n"))
-                        case .unsigned(let v):
-                            writeSeriesStart(name, suffix: nil, labels, extra: nil)
-                            writeUnsigned(v)
-                            append(UInt8(ascii: "\n"))
-                        case .histogram(let h):
-                            for (bound, count) in zip(h.upperBounds, h.cumulativeCounts) {
-                                writeSeriesStart(name, suffix: "_bucket", labels, extra: .bound(bound, openMetrics: openMetrics))
-                                writeUnsigned(count)
-                                append(UInt8(ascii: "\n"))
-                            }
-                            writeSeriesStart(name, suffix: "_bucket", labels, extra: .infinity)
-                            writeUnsigned(h.count)
-                            append(UInt8(ascii: "\n"))
-                            writeSeriesStart(name, suffix: "_sum", labels, extra: nil)
-                            writeDouble(h.sum)
-                            append(UInt8(ascii: "\n"))
-                            writeSeriesStart(name, suffix: "_count", labels, extra: nil)
-                            writeUnsigned(h.count)
-                            append(UInt8(ascii: "\n"))
-                        }
+        // The name is written once per series: take its bytes once per family.
+        var name = f.name
+        name.withUTF8 { nameBytes in
+            f.labelBlob.withUnsafeBufferPointer { blob in
+                f.labelOffsets.withUnsafeBufferPointer { offsets in
+                    f.metrics.withUnsafeBufferPointer { metrics in
+                        writeSamples(name: nameBytes, blob: blob, offsets: offsets, metrics: metrics, openMetrics: openMetrics)
                     }
                 }
+            }
+        }
+    }
+
+    private mutating func writeSamples(name: UnsafeBufferPointer<UInt8>, blob: UnsafeBufferPointer<UInt8>,
+                                       offsets: UnsafeBufferPointer<Int>, metrics: UnsafeBufferPointer<Metric>,
+                                       openMetrics: Bool) {
+        let blobBase = blob.baseAddress ?? UnsafePointer(bitPattern: 1)!
+        for i in 0..<metrics.count {
+            let labels = UnsafeBufferPointer(start: blobBase + offsets[i], count: offsets[i + 1] - offsets[i])
+            switch metrics[i].value {
+            case .double(let v):
+                writeSeriesStart(name, suffix: nil, labels, extra: nil)
+                writeDouble(v)
+                append(UInt8(ascii: "\n"))
+            case .unsigned(let v):
+                writeSeriesStart(name, suffix: nil, labels, extra: nil)
+                writeUnsigned(v)
+                append(UInt8(ascii: "\n"))
+            case .histogram(let h):
+                for (bound, count) in zip(h.upperBounds, h.cumulativeCounts) {
+                    writeSeriesStart(name, suffix: "_bucket", labels, extra: .bound(bound, openMetrics: openMetrics))
+                    writeUnsigned(count)
+                    append(UInt8(ascii: "\n"))
+                }
+                writeSeriesStart(name, suffix: "_bucket", labels, extra: .infinity)
+                writeUnsigned(h.count)
+                append(UInt8(ascii: "\n"))
+                writeSeriesStart(name, suffix: "_sum", labels, extra: nil)
+                writeDouble(h.sum)
+                append(UInt8(ascii: "\n"))
+                writeSeriesStart(name, suffix: "_count", labels, extra: nil)
+                writeUnsigned(h.count)
+                append(UInt8(ascii: "\n"))
             }
         }
     }
@@ -232,8 +241,8 @@ private struct ByteWriter: TextOutputStream {
     /// Writes `name[suffix]{labels}` and the space before the value; `labels` is the metric's
     /// pre-escaped block without the closing brace.
     @inline(__always)
-    mutating func writeSeriesStart(_ name: String, suffix: StaticString?, _ labels: UnsafeBufferPointer<UInt8>, extra: ExtraLabel?) {
-        append(name)
+    mutating func writeSeriesStart(_ name: UnsafeBufferPointer<UInt8>, suffix: StaticString?, _ labels: UnsafeBufferPointer<UInt8>, extra: ExtraLabel?) {
+        if let p = name.baseAddress { append(p, name.count) }
         if let suffix { append(suffix) }
         if labels.isEmpty && extra == nil {
             append(UInt8(ascii: " "))
