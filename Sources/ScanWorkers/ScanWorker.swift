@@ -66,7 +66,9 @@ struct SharedArenaState {
     var region: ScanRegion?
     var cursorPage = 0
     var injectedWords = Set<Int>()   // byte offsets
-    var injectedPages = Set<Int>()
+    /// Injected page faults not yet found, with the page's physical address read before the
+    /// injection (after MADV_HWPOISON the pagemap entry no longer holds the frame).
+    var injectedPages: [Int: UInt64?] = [:]
 }
 
 /// One node's scan worker: a pinned OS thread at nice 19 running the khugepaged loop of SPEC §4.
@@ -308,7 +310,7 @@ final class ScanWorker: @unchecked Sendable {
         let first = seed(pass: 0)
         region.fill(pages: 0..<region.pageCount, seed: first.seed, invert: first.invert)
         arena = region
-        shared.withLock { $0.region = region; $0.cursorPage = 0; $0.injectedWords = []; $0.injectedPages = [] }
+        shared.withLock { $0.region = region; $0.cursorPage = 0; $0.injectedWords = []; $0.injectedPages = [:] }
         setRegion(.arena, bytes: UInt64(region.byteCount), locked: UInt64(region.lockedBytes))
         checkPlacement(.arena, base: region.base, pages: region.pageCount, pageSize: region.pageSize)
         return region
@@ -316,7 +318,7 @@ final class ScanWorker: @unchecked Sendable {
 
     private func dropArena() {
         guard arena != nil else { return }
-        shared.withLock { $0.region = nil; $0.injectedWords = []; $0.injectedPages = [] }
+        shared.withLock { $0.region = nil; $0.injectedWords = []; $0.injectedPages = [:] }
         arena = nil
         setRegion(.arena, bytes: 0, locked: 0)
     }
@@ -399,12 +401,12 @@ final class ScanWorker: @unchecked Sendable {
     private func account(_ type: MemoryType, _ tally: ScanTally, base: UInt, replaced: Bool) {
         let now = wallNow()
         var found: [ScanEvent] = []
-        var injectedHits = (words: Set<Int>(), pages: Set<Int>())
+        var injectedHits = (words: Set<Int>(), pages: [Int: UInt64?]())
         if type == .arena && (!tally.mismatches.isEmpty || !tally.faults.isEmpty) {
             injectedHits = shared.withLock { s in
-                var w = Set<Int>(), p = Set<Int>()
+                var w = Set<Int>(), p = [Int: UInt64?]()
                 for m in tally.mismatches where s.injectedWords.remove(Int(m.offset)) != nil { w.insert(Int(m.offset)) }
-                for f in tally.faults where s.injectedPages.remove(f.pageIndex) != nil { p.insert(f.pageIndex) }
+                for f in tally.faults { if let phys = s.injectedPages.removeValue(forKey: f.pageIndex) { p[f.pageIndex] = phys } }
                 return (w, p)
             }
         }
@@ -416,10 +418,11 @@ final class ScanWorker: @unchecked Sendable {
         }
         for f in tally.faults {
             let code = SigbusCode(siCode: f.siCode)
-            let injected = injectedHits.pages.contains(f.pageIndex)
-            let kind: EventKind = injected ? .injected : (code == .mceerrAR || code == .mceerrAO ? .poison : .lostBacking)
+            let injected = injectedHits.pages[f.pageIndex]
+            let kind: EventKind = injected != nil ? .injected : (code == .mceerrAR || code == .mceerrAO ? .poison : .lostBacking)
+            // A page found faulting has no frame left in pagemap; injected ones were looked up first.
             found.append(ScanEvent(time: now, node: node.id, memoryType: type, kind: kind,
-                                   offset: UInt64(f.pageIndex * tally.pageBytes), physAddr: nil))
+                                   offset: UInt64(f.pageIndex * tally.pageBytes), physAddr: injected ?? nil))
         }
         events.append(found)   // durable before it is counted
 
@@ -434,7 +437,7 @@ final class ScanWorker: @unchecked Sendable {
         for f in tally.faults {
             let code = SigbusCode(siCode: f.siCode)
             counters.countSigbus(code)
-            if code == .mceerrAR || code == .mceerrAO || injectedHits.pages.contains(f.pageIndex) {
+            if code == .mceerrAR || code == .mceerrAO || injectedHits.pages[f.pageIndex] != nil {
                 c.poisonedPages.add(1, ordering: .relaxed)
             }
             if replaced { c.replacedPages.add(1, ordering: .relaxed) }
@@ -454,10 +457,10 @@ final class ScanWorker: @unchecked Sendable {
                 if fault.pageIndex < cursorPage {
                     region.fill(pages: fault.pageIndex..<(fault.pageIndex + 1), seed: next.seed, invert: next.invert)
                 }
-                let injected = shared.withLock { $0.injectedPages.remove(fault.pageIndex) != nil }
-                found.append(ScanEvent(time: wallNow(), node: node.id, memoryType: .arena, kind: injected ? .injected : .poison,
+                let injected = shared.withLock { $0.injectedPages.removeValue(forKey: fault.pageIndex) }
+                found.append(ScanEvent(time: wallNow(), node: node.id, memoryType: .arena, kind: injected != nil ? .injected : .poison,
                                        offset: UInt64(fault.pageIndex * region.pageSize),
-                                       physAddr: nil))
+                                       physAddr: injected ?? nil))
                 counts.append((.arena, true))
             }
         }
@@ -528,8 +531,11 @@ final class ScanWorker: @unchecked Sendable {
                         s.injectedWords.insert(word * 8)
                         offsets.append(UInt64(word * 8))
                     case .poison:
+                        // The frame must be read now: after MADV_HWPOISON the pagemap entry is a
+                        // hwpoison swap entry, and after truncation there is no frame at all.
+                        let phys = pagemap?.physicalAddress(of: UInt(bitPattern: region.base) + UInt(page * region.pageSize))
                         if mechanism == .kernel { try region.injectHardwarePoison(page: page) } else { try region.injectLostBacking(page: page) }
-                        s.injectedPages.insert(page)
+                        s.injectedPages[page] = phys
                         offsets.append(UInt64(page * region.pageSize))
                     }
                 } catch {
