@@ -102,7 +102,7 @@ public final class EventLog: Sendable {
         var fd: Int32 = -1
         var writeFailures: UInt64 = 0
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
     /// The file, or nil for a memory-only log.
     public let path: String?
 
@@ -122,7 +122,7 @@ public final class EventLog: Sendable {
         } else {
             self.path = nil
         }
-        state = Mutex(s)
+        state = Locked(s)
     }
 
     deinit {

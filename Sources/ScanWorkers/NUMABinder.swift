@@ -105,7 +105,7 @@ public final class RecordingBinder: NUMABinder {
         var requests: [Request] = []
         var boundNode: [UInt: Int] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// When set, every placement query answers this node (a misplaced region).
     public let misplaceTo: Int?
 

@@ -132,7 +132,7 @@ public final class NodeCounters: Sendable {
     let coverageKnown = Atomic<Int>(0)
     /// Node MemTotal at the last wake, bytes.
     public let nodeMemoryBytes = Atomic<UInt64>(0)
-    private let failureText = Mutex<String?>(nil)
+    private let failureText = Locked<String?>(nil)
     private let padTail = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
 
     public init(node: Int) {

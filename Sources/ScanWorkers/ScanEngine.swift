@@ -104,7 +104,7 @@ public final class ScanEngine: Sendable {
     public let pagemapUsable: Bool
     /// Why not, when not.
     public let pagemapReason: String?
-    private let started = Mutex(false)
+    private let started = Locked(false)
 
     /// - Parameters:
     ///   - configuration: flags.

@@ -82,7 +82,7 @@ final class ScanWorker: @unchecked Sendable {
     let events: EventLog
     let pagemap: PagemapReader?
     let log: EngineLog
-    let shared = Mutex(SharedArenaState())
+    let shared = Locked(SharedArenaState())
     let basePageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     // Owned by the worker thread.
