@@ -36,6 +36,13 @@ static __thread volatile int tl_code TLS_IE, tl_lsb TLS_IE;
 static __thread volatile uintptr_t tl_addr TLS_IE;
 static __thread uintptr_t tl_last_async_ar TLS_IE;
 static __thread int tl_prepared TLS_IE;
+static __thread mcescan_chunk_hook tl_fill_hook TLS_IE;
+static __thread void *tl_fill_hook_ctx TLS_IE;
+
+void mcescan_test_set_fill_hook(mcescan_chunk_hook hook, void *ctx) {
+    tl_fill_hook = hook;
+    tl_fill_hook_ctx = ctx;
+}
 
 static struct sigaction prev_bus, prev_segv;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
@@ -236,16 +243,11 @@ static void record_fault(mcescan_fault_list *faults, size_t page) {
     faults->count += 1;
 }
 
-// do_verify: verify the pages (rewriting each line with next_* right after it when refill); else
-// fill them with seed/invert. The whole remaining range is one armed call (so the kernels stream
-// across page boundaries at full speed); a fault names its page through si_addr, the pages before it
-// are complete, and the sweep resumes after it.
-static size_t sweep_safe(int do_verify, void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
-                         int refill, uint64_t next_seed, int next_invert,
-                         mcescan_verify_result *out, mcescan_fault_list *faults) {
-    if (base == NULL || page_size == 0 || (page_size & 63) != 0 || ((uintptr_t)base & 63) != 0) return 0;
-    // Without a handler nothing could be recovered; if even the install failed, faults crash as before.
-    (void)mcescan_prepare_thread();
+// Fills the pages with seed/invert (non-temporal). The whole remaining range is one armed call;
+// the fill is linear, so a fault names its page through si_addr, the pages before it are complete,
+// and the sweep resumes after it.
+static size_t fill_sweep(void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
+                         mcescan_fault_list *faults) {
     const mcescan_variant *v = mcescan_current_variant();
     sigjmp_buf jb;
     volatile size_t page = 0;
@@ -258,18 +260,13 @@ static size_t sweep_safe(int do_verify, void *base, size_t page_size, size_t npa
         size_t bad = (size_t)((tl_addr - (uintptr_t)base) / page_size);
         if (bad < page) bad = page;   // cannot happen: pages before `page` were finished
         done = done + (bad - page);
-        if (do_verify) out->words_checked += (uint64_t)(bad - page) * (page_size / 8);
         record_fault(faults, bad);
         page = bad + 1;
     }
     while (page < npages) {
-        char *p = (char *)base + page * page_size;
-        size_t bytes = (npages - page) * page_size;
         tl_armed = 1;
         atomic_signal_fence(memory_order_seq_cst);
-        if (!do_verify) v->fill(p, bytes, seed, invert != 0);
-        else if (refill) v->verify_refill(base, p, bytes, seed, invert != 0, next_seed, next_invert != 0, out);
-        else v->verify(base, p, bytes, seed, invert != 0, out);
+        v->fill((char *)base + page * page_size, (npages - page) * page_size, seed, invert != 0);
         atomic_signal_fence(memory_order_seq_cst);
         tl_armed = 0;
         done = done + (npages - page);
@@ -281,13 +278,130 @@ static size_t sweep_safe(int do_verify, void *base, size_t page_size, size_t npa
     return done;
 }
 
+// Verifies the pages (and, with refill, rewrites them with next_* right after), one chunk of about
+// MCESCAN_CHUNK_BYTES at a time.
+// - Fast path: one armed call verifies the whole chunk in interleaved streams (kernel.c); with
+//   refill, a second armed call then fills it (non-temporal, linear). The verify does not read the
+//   lines in address order, so a fault there only says "somewhere in this chunk": the result is
+//   rolled back to what it was before the chunk (nothing was written yet) and the chunk is done again
+//   on the slow path. A fault in the fill (the page was verified a moment before, so it lost its
+//   backing or was poisoned since: a race) names its page, and the fill goes on after it.
+// - Slow path: page by page, verify then fill, each an armed call; a faulting page (the fault recurs:
+//   a truncated memfd page or a hwpoison entry keeps raising SIGBUS) is rolled back, recorded and
+//   skipped, so it contributes its fault and nothing else.
+// A chunk with no fault costs one or two armed calls; faults are rare, so the slow path's speed is moot.
+enum { FAST_VERIFY, FAST_FILL, SLOW };
+
+static size_t verify_sweep(void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
+                           int refill, uint64_t next_seed, int next_invert,
+                           mcescan_verify_result *out, mcescan_fault_list *faults) {
+    const mcescan_variant *v = mcescan_current_variant();
+    const size_t chunk_pages = page_size >= MCESCAN_CHUNK_BYTES ? 1 : MCESCAN_CHUNK_BYTES / page_size;
+    const uint64_t page_words = page_size / 8;
+    sigjmp_buf jb;
+    volatile size_t chunk = 0;      // first page of the chunk in progress
+    volatile size_t page = 0;       // FAST_FILL: first page still to fill; SLOW: the page in progress
+    volatile int phase = FAST_VERIFY;
+    volatile size_t done = 0;
+    // The result as it was before the chunk (FAST_VERIFY) or the page (SLOW) in progress.
+    volatile uint64_t snap_words = 0, snap_corrupted = 0, snap_up = 0, snap_down = 0;
+    volatile uint32_t snap_recorded = 0;
+#define SNAPSHOT() (snap_words = out->words_checked, snap_corrupted = out->corrupted_words, \
+                    snap_up = out->flips_0to1, snap_down = out->flips_1to0, snap_recorded = out->mismatches_recorded)
+#define ROLLBACK() (out->words_checked = snap_words, out->corrupted_words = snap_corrupted, \
+                    out->flips_0to1 = snap_up, out->flips_1to0 = snap_down, out->mismatches_recorded = snap_recorded)
+    tl_lo = (uintptr_t)base;
+    tl_hi = (uintptr_t)base + page_size * npages;
+    tl_jb = &jb;
+    if (sigsetjmp(jb, 1) != 0) {
+        // Only a SIGBUS inside [tl_lo, tl_hi) while armed lands here.
+        size_t bad = (size_t)((tl_addr - (uintptr_t)base) / page_size);
+        switch (phase) {
+        case FAST_VERIFY:
+            ROLLBACK();
+            phase = SLOW;
+            page = chunk;
+            break;
+        case FAST_FILL:
+            // Verified and counted with the chunk, but it faults now: it counts as a fault instead.
+            if (bad < page) bad = page;   // cannot happen: the fill is linear
+            record_fault(faults, bad);
+            done = done - 1;
+            out->words_checked -= page_words;
+            page = bad + 1;
+            break;
+        default:
+            ROLLBACK();
+            record_fault(faults, page);
+            page = page + 1;
+            break;
+        }
+    }
+    while (chunk < npages) {
+        size_t end = npages - chunk < chunk_pages ? npages : chunk + chunk_pages;
+        if (phase == FAST_VERIFY) {
+            SNAPSHOT();
+            tl_armed = 1;
+            atomic_signal_fence(memory_order_seq_cst);
+            v->verify(base, (char *)base + chunk * page_size, (end - chunk) * page_size, seed, invert != 0, out);
+            atomic_signal_fence(memory_order_seq_cst);
+            tl_armed = 0;
+            done = done + (end - chunk);
+            page = chunk;
+            phase = refill ? FAST_FILL : FAST_VERIFY;
+        }
+        if (phase == FAST_FILL) {
+            if (tl_fill_hook != NULL && page == chunk)
+                tl_fill_hook(tl_fill_hook_ctx, (char *)base + chunk * page_size, (end - chunk) * page_size);
+            if (page < end) {
+                tl_armed = 1;
+                atomic_signal_fence(memory_order_seq_cst);
+                v->fill((char *)base + page * page_size, (end - page) * page_size, next_seed, next_invert != 0);
+                atomic_signal_fence(memory_order_seq_cst);
+                tl_armed = 0;
+            }
+            phase = FAST_VERIFY;
+        }
+        if (phase == SLOW) {
+            for (; page < end; page = page + 1) {
+                char *q = (char *)base + page * page_size;
+                SNAPSHOT();
+                tl_armed = 1;
+                atomic_signal_fence(memory_order_seq_cst);
+                v->verify(base, q, page_size, seed, invert != 0, out);
+                if (refill) v->fill(q, page_size, next_seed, next_invert != 0);
+                atomic_signal_fence(memory_order_seq_cst);
+                tl_armed = 0;
+                done = done + 1;
+            }
+            phase = FAST_VERIFY;
+        }
+        chunk = end;
+    }
+#undef SNAPSHOT
+#undef ROLLBACK
+    tl_jb = NULL;
+    tl_lo = 0;
+    tl_hi = 0;
+    return done;
+}
+
+static int sweep_args_ok(const void *base, size_t page_size) {
+    return base != NULL && page_size != 0 && (page_size & 63) == 0 && ((uintptr_t)base & 63) == 0;
+}
+
+// Without a handler nothing could be recovered; if even the install failed, faults crash as before.
 size_t mcescan_verify_safe(void *base, size_t page_size, size_t npages,
                            uint64_t seed, int invert, int refill, uint64_t next_seed, int next_invert,
                            mcescan_verify_result *out, mcescan_fault_list *faults) {
-    return sweep_safe(1, base, page_size, npages, seed, invert, refill, next_seed, next_invert, out, faults);
+    if (!sweep_args_ok(base, page_size)) return 0;
+    (void)mcescan_prepare_thread();
+    return verify_sweep(base, page_size, npages, seed, invert, refill, next_seed, next_invert, out, faults);
 }
 
 size_t mcescan_fill_safe(void *base, size_t page_size, size_t npages, uint64_t seed, int invert,
                          mcescan_fault_list *faults) {
-    return sweep_safe(0, base, page_size, npages, seed, invert, 0, 0, 0, NULL, faults);
+    if (!sweep_args_ok(base, page_size)) return 0;
+    (void)mcescan_prepare_thread();
+    return fill_sweep(base, page_size, npages, seed, invert, faults);
 }

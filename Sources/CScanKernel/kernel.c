@@ -22,11 +22,26 @@
 
 #define MIX_MUL 0x7fb5d329728ea185ULL
 
-// Software prefetch distance of the SIMD verify loops. Measured: without it the verify sustained
-// ~0.74x of a plain read on the reference VM (its extra instructions per line leave fewer loads in
-// flight); 1 KiB ahead restores >0.9x. A prefetch never faults, so it may run past the end of the
-// call's range or into a page that has lost its backing, like the hardware prefetchers do.
-#define PF_DIST 1024
+// Streams. One core reaches more of the memory bandwidth when it reads several sequential streams
+// at once than when it reads one: each stream gets its own hardware prefetch, so more line fills are
+// in flight. The SIMD verify loops therefore split each run of MCESCAN_STREAMS * MCESCAN_STREAM_BYTES
+// into MCESCAN_STREAMS interleaved streams and visit line o of every stream before line o + 1.
+// Measured on the reference VM (CPU time, 1 GiB, cold lines, benchmarks/verify-throughput.sh): one
+// stream ~0.94x a plain single-stream read; 4 streams of 64 KiB ~1.2-1.3x of it; 4 x 4 KiB 0.85x,
+// 4 x 16 KiB 1.1x, 4 x 1 MiB no better than 64 KiB. A chunk is MCESCAN_CHUNK_BYTES (256 KiB): it
+// stays inside L2, and it is the unit mcescan_verify_safe recovers a fault in (fault.c).
+//
+// Software prefetch PF_DIST ahead inside each stream added a few percent more. A prefetch never
+// faults, so it may run past the end of the range or into a page that has lost its backing.
+//
+// An arena pass (verify, then rewrite with the next pattern) does each chunk in two phases: the
+// streams verify it, then the single-stream non-temporal fill rewrites it (SPEC §4: pattern writes are
+// non-temporal, so the next verify reads DRAM, not a cached copy). Measured per GiB in a worker-like
+// loop (64 MiB memfd arena, 16 MiB per wake, 20 ms sleeps; CPU time): verify and non-temporal rewrite
+// fused line by line in one stream 0.14-0.15 CPU-s; fused in 4 streams 0.20 (the write-combining
+// buffers thrash between streams); two phases per 256 KiB chunk 0.134; ordinary stores 0.11-0.12,
+// but they leave the rewritten arena dirty in the cache, which the SPEC rules out.
+#define PF_DIST 512
 
 // Per-line pattern arithmetic (the SIMD variants). A 64-byte line at address L holds words at
 // a_j = L | (j << 3), j = 0..7, so with P = L ^ seed (bits 3..5 of L are 0):
@@ -53,8 +68,30 @@ static inline uint64_t line_base_product(uint64_t line, uint64_t seed, unsigned 
 // ---------------------------------------------------------------------------------------------
 // Slow path shared by every variant: one 64-byte line that did not match, word by word.
 // ---------------------------------------------------------------------------------------------
+
+/// Records `m` among the mismatches of the current call, [first, recorded), kept in address order
+/// (the streams visit lines out of order): while there is room it is inserted in place; when full,
+/// it replaces the call's highest offset if it is lower. So a call reports its first
+/// MCESCAN_MAX_MISMATCHES mismatching words by address whatever order it read them in, and never
+/// displaces what earlier calls (lower addresses, or another region) recorded.
+static void record_mismatch(mcescan_verify_result *out, uint32_t first, mcescan_mismatch m) {
+    uint32_t n = out->mismatches_recorded;
+    if (n >= MCESCAN_MAX_MISMATCHES) {
+        if (first >= n || out->mismatches[n - 1].offset <= m.offset) return;
+        n -= 1;  // drop the call's highest offset
+    } else {
+        out->mismatches_recorded = n + 1;
+    }
+    uint32_t i = n;
+    while (i > first && out->mismatches[i - 1].offset > m.offset) {
+        out->mismatches[i] = out->mismatches[i - 1];
+        i -= 1;
+    }
+    out->mismatches[i] = m;
+}
+
 static void __attribute__((noinline))
-line_mismatch(const void *origin, const uint64_t *p, uint64_t seed, int invert, mcescan_verify_result *out) {
+line_mismatch(const void *origin, const uint64_t *p, uint64_t seed, int invert, uint32_t first, mcescan_verify_result *out) {
     for (int i = 0; i < 8; i++) {
         uint64_t addr = (uint64_t)(uintptr_t)(p + i);
         uint64_t e = mcescan_pattern_word(addr, seed, invert);
@@ -64,13 +101,15 @@ line_mismatch(const void *origin, const uint64_t *p, uint64_t seed, int invert, 
         out->corrupted_words += 1;
         out->flips_0to1 += (uint64_t)__builtin_popcountll(d & a);
         out->flips_1to0 += (uint64_t)__builtin_popcountll(d & e);
-        if (out->mismatches_recorded < MCESCAN_MAX_MISMATCHES) {
-            mcescan_mismatch *m = &out->mismatches[out->mismatches_recorded++];
-            m->offset = addr - (uint64_t)(uintptr_t)origin;
-            m->expected = e;
-            m->actual = a;
-        }
+        record_mismatch(out, first, (mcescan_mismatch){.offset = addr - (uint64_t)(uintptr_t)origin, .expected = e, .actual = a});
     }
+}
+
+/// Stream length for the run starting with `left` bytes to go: MCESCAN_STREAM_BYTES while a whole
+/// chunk remains, then a quarter of what is left (whole lines); 0 when that is under one line each.
+static inline size_t stream_bytes(size_t left) {
+    if (left >= MCESCAN_CHUNK_BYTES) return MCESCAN_STREAM_BYTES;
+    return (left / MCESCAN_STREAMS) & ~(size_t)63;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,28 +117,14 @@ line_mismatch(const void *origin, const uint64_t *p, uint64_t seed, int invert, 
 // ---------------------------------------------------------------------------------------------
 static void verify_scalar(const void *origin, const void *base, size_t bytes, uint64_t seed, int invert,
                           mcescan_verify_result *out) {
+    const uint32_t first = out->mismatches_recorded;
     const uint64_t *p = (const uint64_t *)base;
     size_t lines = bytes / 64;
     for (size_t l = 0; l < lines; l++, p += 8) {
         uint64_t acc = 0;
         for (int i = 0; i < 8; i++)
             acc |= p[i] ^ mcescan_pattern_word((uint64_t)(uintptr_t)(p + i), seed, invert);
-        if (__builtin_expect(acc != 0, 0)) line_mismatch(origin, p, seed, invert, out);
-    }
-    out->words_checked += bytes / 8;
-}
-
-static void verify_refill_scalar(const void *origin, void *base, size_t bytes, uint64_t seed, int invert,
-                                 uint64_t next_seed, int next_invert, mcescan_verify_result *out) {
-    uint64_t *p = (uint64_t *)base;
-    size_t lines = bytes / 64;
-    for (size_t l = 0; l < lines; l++, p += 8) {
-        uint64_t acc = 0;
-        for (int i = 0; i < 8; i++)
-            acc |= p[i] ^ mcescan_pattern_word((uint64_t)(uintptr_t)(p + i), seed, invert);
-        if (__builtin_expect(acc != 0, 0)) line_mismatch(origin, p, seed, invert, out);
-        for (int i = 0; i < 8; i++)
-            ((volatile uint64_t *)p)[i] = mcescan_pattern_word((uint64_t)(uintptr_t)(p + i), next_seed, next_invert);
+        if (__builtin_expect(acc != 0, 0)) line_mismatch(origin, p, seed, invert, first, out);
     }
     out->words_checked += bytes / 8;
 }
@@ -136,21 +161,46 @@ static ALWAYS_INLINE void line_sse2(uint64_t line, uint64_t seed, __m128i inv, _
     }
 }
 
-static ALWAYS_INLINE void verify_sse2_body(const void *origin, const void *base, size_t bytes, uint64_t seed,
+/// XOR of the line at `p` with its expected vectors (zero when it matches).
+static ALWAYS_INLINE __m128i line_diff_sse2(const char *p, uint64_t seed, __m128i inv) {
+    const __m128i *v = (const __m128i *)p;
+    __m128i e[4];
+    line_sse2((uint64_t)(uintptr_t)p, seed, inv, e);
+    return _mm_or_si128(_mm_or_si128(_mm_xor_si128(_mm_load_si128(v), e[0]), _mm_xor_si128(_mm_load_si128(v + 1), e[1])),
+                        _mm_or_si128(_mm_xor_si128(_mm_load_si128(v + 2), e[2]), _mm_xor_si128(_mm_load_si128(v + 3), e[3])));
+}
+
+static ALWAYS_INLINE int nonzero_sse2(__m128i d) {
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) != 0xffff;
+}
+
+// Verify in MCESCAN_STREAMS streams: per step, read and test one line of every stream; a step
+// with a mismatch is then accounted line by line (line_mismatch keeps address order).
+static ALWAYS_INLINE void verify_sse2_body(const void *origin, const char *base, size_t bytes, uint64_t seed,
                                            const int invert, mcescan_verify_result *out) {
     const __m128i inv = invert ? _mm_set1_epi64x(-1) : _mm_setzero_si128();
-    const uint64_t *p = (const uint64_t *)base;
-    size_t lines = bytes / 64;
-    for (size_t l = 0; l < lines; l++, p += 8) {
-        const __m128i *v = (const __m128i *)p;
-        _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-        __m128i e[4];
-        line_sse2((uint64_t)(uintptr_t)p, seed, inv, e);
-        __m128i d = _mm_or_si128(_mm_or_si128(_mm_xor_si128(_mm_load_si128(v), e[0]), _mm_xor_si128(_mm_load_si128(v + 1), e[1])),
-                                 _mm_or_si128(_mm_xor_si128(_mm_load_si128(v + 2), e[2]), _mm_xor_si128(_mm_load_si128(v + 3), e[3])));
-        if (__builtin_expect(_mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) != 0xffff, 0))
-            line_mismatch(origin, p, seed, invert, out);
+    const uint32_t first = out->mismatches_recorded;
+    const char *p = base, *end = base + bytes;
+    for (size_t s; (s = stream_bytes((size_t)(end - p))) != 0; p += MCESCAN_STREAMS * s) {
+        for (size_t o = 0; o < s; o += 64) {
+            const char *l0 = p + o, *l1 = l0 + s, *l2 = l1 + s, *l3 = l2 + s;
+            _mm_prefetch(l0 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l1 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l2 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l3 + PF_DIST, _MM_HINT_T0);
+            __m128i d = _mm_or_si128(_mm_or_si128(line_diff_sse2(l0, seed, inv), line_diff_sse2(l1, seed, inv)),
+                                     _mm_or_si128(line_diff_sse2(l2, seed, inv), line_diff_sse2(l3, seed, inv)));
+            if (__builtin_expect(nonzero_sse2(d), 0)) {
+                line_mismatch(origin, (const uint64_t *)l0, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l1, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l2, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l3, seed, invert, first, out);
+            }
+        }
     }
+    for (; p < end; p += 64)  // fewer than MCESCAN_STREAMS lines left
+        if (__builtin_expect(nonzero_sse2(line_diff_sse2(p, seed, inv)), 0))
+            line_mismatch(origin, (const uint64_t *)p, seed, invert, first, out);
     out->words_checked += bytes / 8;
 }
 
@@ -158,38 +208,6 @@ static void verify_sse2(const void *origin, const void *base, size_t bytes, uint
                         mcescan_verify_result *out) {
     if (invert) verify_sse2_body(origin, base, bytes, seed, 1, out);
     else verify_sse2_body(origin, base, bytes, seed, 0, out);
-}
-
-static ALWAYS_INLINE void verify_refill_sse2_body(const void *origin, void *base, size_t bytes, uint64_t seed,
-                                                  const int invert, uint64_t next_seed, const int next_invert,
-                                                  mcescan_verify_result *out) {
-    const __m128i inv = invert ? _mm_set1_epi64x(-1) : _mm_setzero_si128();
-    const __m128i next_inv = next_invert ? _mm_set1_epi64x(-1) : _mm_setzero_si128();
-    uint64_t *p = (uint64_t *)base;
-    size_t lines = bytes / 64;
-    for (size_t l = 0; l < lines; l++, p += 8) {
-        __m128i *v = (__m128i *)p;
-        _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-        __m128i e[4], n[4];
-        line_sse2((uint64_t)(uintptr_t)p, seed, inv, e);
-        __m128i d = _mm_or_si128(_mm_or_si128(_mm_xor_si128(_mm_load_si128(v), e[0]), _mm_xor_si128(_mm_load_si128(v + 1), e[1])),
-                                 _mm_or_si128(_mm_xor_si128(_mm_load_si128(v + 2), e[2]), _mm_xor_si128(_mm_load_si128(v + 3), e[3])));
-        if (__builtin_expect(_mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) != 0xffff, 0))
-            line_mismatch(origin, p, seed, invert, out);
-        line_sse2((uint64_t)(uintptr_t)p, next_seed, next_inv, n);
-        _mm_stream_si128(v, n[0]);
-        _mm_stream_si128(v + 1, n[1]);
-        _mm_stream_si128(v + 2, n[2]);
-        _mm_stream_si128(v + 3, n[3]);
-    }
-    _mm_sfence();
-    out->words_checked += bytes / 8;
-}
-
-static void verify_refill_sse2(const void *origin, void *base, size_t bytes, uint64_t seed, int invert,
-                               uint64_t next_seed, int next_invert, mcescan_verify_result *out) {
-    if (invert) verify_refill_sse2_body(origin, base, bytes, seed, 1, next_seed, !!next_invert, out);
-    else verify_refill_sse2_body(origin, base, bytes, seed, 0, next_seed, !!next_invert, out);
 }
 
 static void fill_sse2(void *base, size_t bytes, uint64_t seed, int invert) {
@@ -236,35 +254,40 @@ static ALWAYS_INLINE AVX2 void line_avx2(uint64_t line, uint64_t seed, __m256i i
     *e1 = _mm256_xor_si256(_mm256_xor_si256(x1, _mm256_srli_epi64(x1, 27)), inv);
 }
 
-static ALWAYS_INLINE AVX2 void verify_avx2_body(const void *origin, const void *base, size_t bytes, uint64_t seed,
+static ALWAYS_INLINE AVX2 __m256i line_diff_avx2(const char *p, uint64_t seed, __m256i inv) {
+    const __m256i *v = (const __m256i *)p;
+    __m256i e0, e1;
+    line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
+    return _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1));
+}
+
+// The AVX2 twin of verify_sse2_body.
+static ALWAYS_INLINE AVX2 void verify_avx2_body(const void *origin, const char *base, size_t bytes, uint64_t seed,
                                                 const int invert, mcescan_verify_result *out) {
     const __m256i inv = invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
-    const uint64_t *p = (const uint64_t *)base;
-    size_t lines = bytes / 64;
-    size_t l = 0;
-    // Two lines per iteration: one test and one branch per 128 bytes.
-    for (; l + 2 <= lines; l += 2, p += 16) {
-        const __m256i *v = (const __m256i *)p;
-        _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + PF_DIST + 64, _MM_HINT_T0);
-        __m256i e0, e1, e2, e3;
-        line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
-        line_avx2((uint64_t)(uintptr_t)(p + 8), seed, inv, &e2, &e3);
-        __m256i d = _mm256_or_si256(
-            _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1)),
-            _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v + 2), e2), _mm256_xor_si256(_mm256_load_si256(v + 3), e3)));
-        if (__builtin_expect(!_mm256_testz_si256(d, d), 0)) {
-            line_mismatch(origin, p, seed, invert, out);
-            line_mismatch(origin, p + 8, seed, invert, out);
+    const uint32_t first = out->mismatches_recorded;
+    const char *p = base, *end = base + bytes;
+    for (size_t s; (s = stream_bytes((size_t)(end - p))) != 0; p += MCESCAN_STREAMS * s) {
+        for (size_t o = 0; o < s; o += 64) {
+            const char *l0 = p + o, *l1 = l0 + s, *l2 = l1 + s, *l3 = l2 + s;
+            _mm_prefetch(l0 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l1 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l2 + PF_DIST, _MM_HINT_T0);
+            _mm_prefetch(l3 + PF_DIST, _MM_HINT_T0);
+            __m256i d = _mm256_or_si256(_mm256_or_si256(line_diff_avx2(l0, seed, inv), line_diff_avx2(l1, seed, inv)),
+                                        _mm256_or_si256(line_diff_avx2(l2, seed, inv), line_diff_avx2(l3, seed, inv)));
+            if (__builtin_expect(!_mm256_testz_si256(d, d), 0)) {
+                line_mismatch(origin, (const uint64_t *)l0, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l1, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l2, seed, invert, first, out);
+                line_mismatch(origin, (const uint64_t *)l3, seed, invert, first, out);
+            }
         }
     }
-    for (; l < lines; l++, p += 8) {
-        const __m256i *v = (const __m256i *)p;
-        __m256i e0, e1;
-        line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
-        __m256i d = _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1));
+    for (; p < end; p += 64) {
+        __m256i d = line_diff_avx2(p, seed, inv);
         if (__builtin_expect(!_mm256_testz_si256(d, d), 0))
-            line_mismatch(origin, p, seed, invert, out);
+            line_mismatch(origin, (const uint64_t *)p, seed, invert, first, out);
     }
     out->words_checked += bytes / 8;
 }
@@ -273,35 +296,6 @@ static AVX2 void verify_avx2(const void *origin, const void *base, size_t bytes,
                              mcescan_verify_result *out) {
     if (invert) verify_avx2_body(origin, base, bytes, seed, 1, out);
     else verify_avx2_body(origin, base, bytes, seed, 0, out);
-}
-
-static ALWAYS_INLINE AVX2 void verify_refill_avx2_body(const void *origin, void *base, size_t bytes, uint64_t seed,
-                                                       const int invert, uint64_t next_seed, const int next_invert,
-                                                       mcescan_verify_result *out) {
-    const __m256i inv = invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
-    const __m256i next_inv = next_invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
-    uint64_t *p = (uint64_t *)base;
-    size_t lines = bytes / 64;
-    for (size_t l = 0; l < lines; l++, p += 8) {
-        __m256i *v = (__m256i *)p;
-        _mm_prefetch((const char *)p + PF_DIST, _MM_HINT_T0);
-        __m256i e0, e1, n0, n1;
-        line_avx2((uint64_t)(uintptr_t)p, seed, inv, &e0, &e1);
-        __m256i d = _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1));
-        if (__builtin_expect(!_mm256_testz_si256(d, d), 0))
-            line_mismatch(origin, p, seed, invert, out);
-        line_avx2((uint64_t)(uintptr_t)p, next_seed, next_inv, &n0, &n1);
-        _mm256_stream_si256(v, n0);
-        _mm256_stream_si256(v + 1, n1);
-    }
-    _mm_sfence();
-    out->words_checked += bytes / 8;
-}
-
-static AVX2 void verify_refill_avx2(const void *origin, void *base, size_t bytes, uint64_t seed, int invert,
-                                    uint64_t next_seed, int next_invert, mcescan_verify_result *out) {
-    if (invert) verify_refill_avx2_body(origin, base, bytes, seed, 1, next_seed, !!next_invert, out);
-    else verify_refill_avx2_body(origin, base, bytes, seed, 0, next_seed, !!next_invert, out);
 }
 
 static AVX2 void fill_avx2(void *base, size_t bytes, uint64_t seed, int invert) {
@@ -340,10 +334,10 @@ static AVX2 uint64_t read_avx2(const void *base, size_t bytes) {
 // ---------------------------------------------------------------------------------------------
 static const mcescan_variant variants[] = {
 #if MCESCAN_X86
-    {"avx2", verify_avx2, verify_refill_avx2, fill_avx2, read_avx2},
-    {"sse2", verify_sse2, verify_refill_sse2, fill_sse2, read_sse2},
+    {"avx2", verify_avx2, fill_avx2, read_avx2},
+    {"sse2", verify_sse2, fill_sse2, read_sse2},
 #endif
-    {"scalar", verify_scalar, verify_refill_scalar, fill_scalar, read_scalar},
+    {"scalar", verify_scalar, fill_scalar, read_scalar},
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
 
@@ -383,6 +377,16 @@ static const mcescan_variant *find_variant(const char *name) {
     for (size_t i = 0; i < NVARIANTS; i++)
         if (strcmp(variants[i].name, name) == 0) return variant_supported(&variants[i]) ? &variants[i] : NULL;
     return NULL;
+}
+
+void mcescan_verify_refill_chunked(const mcescan_variant *v, const void *origin, void *base, size_t bytes,
+                                   uint64_t seed, int invert, uint64_t next_seed, int next_invert,
+                                   mcescan_verify_result *out) {
+    for (size_t done = 0; done < bytes; done += MCESCAN_CHUNK_BYTES) {
+        size_t n = bytes - done < MCESCAN_CHUNK_BYTES ? bytes - done : MCESCAN_CHUNK_BYTES;
+        v->verify(origin, (char *)base + done, n, seed, invert, out);
+        v->fill((char *)base + done, n, next_seed, next_invert);
+    }
 }
 
 const char *mcescan_kernel_variant(void) { return mcescan_current_variant()->name; }
@@ -433,6 +437,6 @@ int mcescan_verify_refill_with(const char *variant, void *base, size_t bytes, ui
                                uint64_t next_seed, int next_invert, mcescan_verify_result *out) {
     const mcescan_variant *v = find_variant(variant);
     if (v == NULL) return -1;
-    v->verify_refill(base, base, bytes & ~(size_t)63, seed, invert != 0, next_seed, next_invert != 0, out);
+    mcescan_verify_refill_chunked(v, base, base, bytes & ~(size_t)63, seed, invert != 0, next_seed, next_invert != 0, out);
     return 0;
 }

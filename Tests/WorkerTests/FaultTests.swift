@@ -58,6 +58,90 @@ struct FaultTests {
         #expect(region.retiredPages == 1)
     }
 
+    // The SIMD verify reads each 256 KiB chunk as 4 interleaved streams (CScanKernel/kernel.c), so
+    // a fault stops the chunk part-way through every stream; fault.c rolls back (verify only) or
+    // resumes line by line (refill). Faulting pages here sit in different streams of one chunk and in
+    // a later chunk, with flips before, between and after them (more than the 16 recorded
+    // individually), so a line counted twice or skipped shows in the totals or the first 16.
+    @Test("faults inside a multi-stream chunk: every flip outside the faulting pages counted once, the first 16 in address order",
+          arguments: [false, true])
+    func faultsInsideAStreamChunk(refill: Bool) throws {
+        let pages = 160   // 2.5 chunks of 64 pages
+        let wordsPerPage = systemPage / 8
+        var rng = SplitMix64(seed: refill ? 2024 : 2025)
+        // A fixed set (two streams of chunk 0, two pages of one stream, the last stream of chunk 1,
+        // the short tail), then random ones.
+        var sets: [Set<Int>] = [[3, 37, 40, 114, 159]]
+        for _ in 0..<5 { sets.append(Set((0..<Int(rng.next() % 6 + 1)).map { _ in Int(rng.next() % UInt64(pages)) })) }
+        for (round, bad) in sets.enumerated() {
+            let region = try ScanRegion(bytes: pages * systemPage, name: "chunk-faults", lock: false)
+            let seed = rng.next()
+            region.fill(pages: 0..<pages, seed: seed, invert: round % 2 == 0)
+            var flips = ExpectedFlips()
+            for _ in 0..<80 {
+                let word = Int(rng.next() % UInt64(pages * wordsPerPage))
+                let mask = rng.next() | 1
+                try region.injectBitFlip(wordIndex: word, mask: mask)
+                if !bad.contains(word / wordsPerPage) { flips.add(word: word, mask: mask) }
+            }
+            for page in bad { try region.injectLostBacking(page: page) }
+            let want = flips.counts(base: region.base, seed: seed, invert: round % 2 == 0)
+            let next = (seed: rng.next(), invert: round % 2 != 0)
+            let r = onThread { region.verify(pages: 0..<pages, seed: seed, invert: round % 2 == 0, refill: refill ? next : nil) }
+            #expect(Set(r.faults.map(\.pageIndex)) == bad && r.faults.count == bad.count, "round \(round)")
+            #expect(r.pagesVerified == pages - bad.count, "round \(round)")
+            #expect(r.wordsChecked == UInt64((pages - bad.count) * wordsPerPage), "round \(round)")
+            #expect(r.corruptedWords == want.words, "round \(round)")
+            #expect(r.flips0to1 == want.up && r.flips1to0 == want.down, "round \(round)")
+            #expect(r.mismatches == Array(want.mismatches.prefix(ScanRegion.maxMismatchesPerChunk)), "round \(round)")
+            // Every page (the replaced ones included) now holds the pattern the next pass expects.
+            let after = refill ? next : (seed: seed, invert: round % 2 == 0)
+            let again = region.verify(pages: 0..<pages, seed: after.seed, invert: after.invert, refill: nil)
+            #expect(again.faults.isEmpty && again.pagesVerified == pages, "round \(round)")
+            #expect(again.corruptedWords == (refill ? 0 : want.words), "round \(round)")
+        }
+    }
+
+    // The rewrite of a chunk runs after its verify; a page that loses its backing in between (a race
+    // in real life: poisoned or truncated after it was read) faults in the fill. Made deterministic
+    // with the kernel's test hook, which runs between the two phases.
+    @Test("a page that faults between its chunk's verify and rewrite: counted as a fault, the rest rewritten")
+    func faultBetweenVerifyAndRewrite() throws {
+        let pages = 128
+        let victim = 70   // in the second chunk, not its first page
+        let region = try ScanRegion(bytes: pages * systemPage, name: "fill-race", lock: false)
+        let wordsPerPage = systemPage / 8
+        region.fill(pages: 0..<pages, seed: 3, invert: false)
+        let flipWords = [5, 64 * wordsPerPage + 17, 71 * wordsPerPage, 100 * wordsPerPage + 9]
+        for w in flipWords { try region.injectBitFlip(wordIndex: w, mask: 0x11) }
+        final class Hook { let region: ScanRegion; let page: Int; var fired = 0
+            init(_ r: ScanRegion, _ p: Int) { region = r; page = p } }
+        let hook = Hook(region, victim)
+        let ctx = Unmanaged.passRetained(hook)
+        defer { ctx.release() }
+        let ctxBits = UInt(bitPattern: ctx.toOpaque())
+        let r = onThread { () -> ChunkResult in
+            mcescan_test_set_fill_hook({ raw, chunk, bytes in
+                let h = Unmanaged<Hook>.fromOpaque(raw!).takeUnretainedValue()
+                let start = (chunk! - h.region.base) / h.region.pageSize
+                if (start..<(start + bytes / h.region.pageSize)).contains(h.page) {
+                    h.fired += 1
+                    try? h.region.injectLostBacking(page: h.page)
+                }
+            }, UnsafeMutableRawPointer(bitPattern: ctxBits))
+            defer { mcescan_test_set_fill_hook(nil, nil) }
+            return region.verify(pages: 0..<pages, seed: 3, invert: false, refill: (4, true))
+        }
+        #expect(hook.fired == 1)
+        #expect(r.faults.map(\.pageIndex) == [victim])
+        #expect(r.pagesVerified == pages - 1)
+        #expect(r.wordsChecked == UInt64((pages - 1) * wordsPerPage))
+        #expect(r.corruptedWords == UInt64(flipWords.count))
+        // Every page, the victim's replacement and the pages after it in its chunk included, holds the next pattern.
+        let again = region.verify(pages: 0..<pages, seed: 4, invert: true, refill: nil)
+        #expect(again.faults.isEmpty && again.corruptedWords == 0 && again.pagesVerified == pages)
+    }
+
     @Test("more faulting pages than one fault list holds: each counted exactly once")
     func manyFaults() throws {
         let region = try ScanRegion(bytes: 300 * systemPage, name: "many", lock: false)

@@ -82,8 +82,10 @@ void mcescan_fill(void *base, size_t bytes, uint64_t seed, int invert);
 void mcescan_verify(const void *base, size_t bytes, uint64_t seed, int invert, mcescan_verify_result *out);
 
 /// Verifies `npages` pages of `page_size` bytes, surviving SIGBUS: a faulting page is recorded in
-/// `faults`, skipped, and the scan goes on with the next page. When `refill` is non-zero, each page
-/// that verified is then rewritten with (next_seed, next_invert) in the same sweep.
+/// `faults`, skipped (it adds nothing to `out`), and the scan goes on with the next page. When
+/// `refill` is non-zero, each chunk of about 256 KiB is rewritten with (next_seed, next_invert)
+/// (non-temporal) right after it verified, in the same sweep. `out` lists the first
+/// MCESCAN_MAX_MISMATCHES mismatching words of the call in address order.
 /// Returns the number of pages fully verified.
 size_t mcescan_verify_safe(void *base, size_t page_size, size_t npages,
                            uint64_t seed, int invert, int refill, uint64_t next_seed, int next_invert,
@@ -115,8 +117,8 @@ size_t mcescan_variant_names(const char **out, size_t max);
 int mcescan_fill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert);
 int mcescan_verify_with(const char *variant, const void *base, size_t bytes, uint64_t seed, int invert,
                         mcescan_verify_result *out);
-/// Verify, then rewrite each line with (next_seed, next_invert), with a named variant (the fused
-/// kernel mcescan_verify_safe uses when refilling). Not fault-safe.
+/// Verify, then rewrite with (next_seed, next_invert), chunk by chunk, with a named variant (what
+/// mcescan_verify_safe does when refilling). Not fault-safe.
 int mcescan_verify_refill_with(const char *variant, void *base, size_t bytes, uint64_t seed, int invert,
                                uint64_t next_seed, int next_invert, mcescan_verify_result *out);
 
@@ -131,6 +133,12 @@ size_t mcescan_take_async_poison_in(uintptr_t start, size_t length, uint64_t *ou
 
 /// Out-of-scan poison notices dropped because the table was full (256 slots) since start.
 uint64_t mcescan_async_poison_dropped(void);
+
+/// Tests only: on the calling thread, mcescan_verify_safe with refill calls `hook(ctx, chunk, bytes)`
+/// between verifying a chunk and rewriting it (so a test can make a page fault in that window).
+/// NULL removes it.
+typedef void (*mcescan_chunk_hook)(void *ctx, void *chunk, size_t bytes);
+void mcescan_test_set_fill_hook(mcescan_chunk_hook hook, void *ctx);
 
 // Linux calls the Swift Glibc module does not import. Each returns -1 with errno on failure.
 
