@@ -71,6 +71,8 @@ public final class PagemapReader: @unchecked Sendable {
 struct CoverageTracker {
     private var blocks: [UInt64: [UInt64]] = [:]
     private(set) var distinct: UInt64 = 0
+    /// Bumped when a window starts over (so callers can tell frames they marked are no longer counted).
+    private(set) var epoch: UInt64 = 0
     private var windowStart: Double
     let window: Double
 
@@ -84,24 +86,58 @@ struct CoverageTracker {
         if now - windowStart >= window {
             blocks.removeAll(keepingCapacity: false)
             distinct = 0
+            epoch &+= 1
             windowStart = now
         }
     }
 
-    /// Marks frames verified (0 = unknown, ignored).
-    mutating func mark(_ frames: [UInt64], framesPerPage: UInt64 = 1) {
-        for pfn in frames where pfn != 0 {
-            for f in pfn..<(pfn + framesPerPage) {
-                let key = f >> 16
-                let bit = f & 0xffff
-                if blocks[key] == nil { blocks[key] = [UInt64](repeating: 0, count: 1024) }
-                let word = Int(bit >> 6)
-                let mask: UInt64 = 1 << (bit & 63)
-                if blocks[key]![word] & mask == 0 {
-                    blocks[key]![word] |= mask
-                    distinct += 1
+    /// Marks frames verified (0 = unknown, ignored). Frames come in runs that share a block, so
+    /// each run costs one dictionary access, not one per frame.
+    mutating func mark<C: Collection>(_ frames: C, framesPerPage: UInt64 = 1) where C.Element == UInt64 {
+        var i = frames.startIndex
+        while i != frames.endIndex {
+            let pfn = frames[i]
+            if pfn == 0 { frames.formIndex(after: &i); continue }
+            let key = pfn >> 16
+            var added: UInt64 = 0
+            blocks[key, default: [UInt64](repeating: 0, count: 1024)].withUnsafeMutableBufferPointer { words in
+                while i != frames.endIndex {
+                    let f0 = frames[i]
+                    if f0 == 0 { frames.formIndex(after: &i); continue }
+                    // A page whose frames leave this block ends the run (it is done by the next one).
+                    guard f0 >> 16 == key, (f0 + framesPerPage - 1) >> 16 == key else { break }
+                    for f in f0..<(f0 + framesPerPage) {
+                        let bit = f & 0xffff
+                        let mask: UInt64 = 1 << (bit & 63)
+                        let w = Int(bit >> 6)
+                        if words[w] & mask == 0 {
+                            words[w] |= mask
+                            added += 1
+                        }
+                    }
+                    frames.formIndex(after: &i)
                 }
             }
+            distinct += added
+            // A page spanning two blocks (not 2 MiB-aligned frames): mark it frame by frame.
+            if i != frames.endIndex, frames[i] != 0, frames[i] >> 16 == key {
+                markSpanning(frames[i], count: framesPerPage)
+                frames.formIndex(after: &i)
+            }
+        }
+    }
+
+    private mutating func markSpanning(_ first: UInt64, count: UInt64) {
+        for f in first..<(first + count) {
+            let bit = f & 0xffff
+            let mask: UInt64 = 1 << (bit & 63)
+            let w = Int(bit >> 6)
+            var added = false
+            blocks[f >> 16, default: [UInt64](repeating: 0, count: 1024)].withUnsafeMutableBufferPointer { words in
+                added = words[w] & mask == 0
+                words[w] |= mask
+            }
+            if added { distinct += 1 }
         }
     }
 }

@@ -93,6 +93,18 @@ final class ScanWorker: @unchecked Sendable {
     private let freeSweep: FreeSweep
     private let hugeSweep: FreeSweep
     private var coverage: CoverageTracker
+    /// Physical frames of the arena's pages (pagemap), read when the arena is made and again when a
+    /// page is remapped or every `arenaFramesRefreshPasses` passes (pages can still migrate), instead of
+    /// a pagemap walk per wake: that walk was ~10 % of the worker's CPU at the default knobs.
+    private var arenaFrames: [UInt64] = []
+    private var arenaFramesKey: (generation: UInt64, pass: UInt64)?
+    /// Arena pages [0, n) whose frames are marked in coverage window `epoch`: marking them again
+    /// each pass adds nothing, so a pass marks only what the window has not seen.
+    private var arenaMarked: (epoch: UInt64, pages: Int) = (0, 0)
+    static let arenaFramesRefreshPasses: UInt64 = 64
+    /// MemTotal of the node is re-read at most this often (it changes only with memory hotplug).
+    static let memTotalRefreshSeconds = 60.0
+    private var memTotalReadAt = -Double.infinity
     private let nonce: UInt64
     private var sweepSerial: UInt64 = 0
     private var loggedLock = false
@@ -209,9 +221,12 @@ final class ScanWorker: @unchecked Sendable {
     func wake(_ config: ScanConfig) {
         let wall0 = monotonicNow()
         let cpu0 = threadCPUNanos()
-        if let total = settings.memoryGuard.memTotal(node: node.id) {
-            counters.nodeMemoryBytes.store(total, ordering: .relaxed)
-            if pagemap?.isUsable == true { counters.coverageTotal.store(total / UInt64(basePageSize), ordering: .relaxed) }
+        if wall0 - memTotalReadAt >= Self.memTotalRefreshSeconds {
+            memTotalReadAt = wall0
+            if let total = settings.memoryGuard.memTotal(node: node.id) {
+                counters.nodeMemoryBytes.store(total, ordering: .relaxed)
+                if pagemap?.isUsable == true { counters.coverageTotal.store(total / UInt64(basePageSize), ordering: .relaxed) }
+            }
         }
         coverage.roll(now: wall0)
         refreshHugetlbAvailability()
@@ -318,6 +333,8 @@ final class ScanWorker: @unchecked Sendable {
 
     private func dropArena() {
         guard arena != nil else { return }
+        arenaFrames = []
+        arenaFramesKey = nil
         shared.withLock { $0.region = nil; $0.injectedWords = []; $0.injectedPages = [:] }
         arena = nil
         setRegion(.arena, bytes: 0, locked: 0)
@@ -345,7 +362,19 @@ final class ScanWorker: @unchecked Sendable {
         }
         account(.arena, tally, base: UInt(bitPattern: region.base), replaced: true)
         if let pagemap, pagemap.isUsable {
-            coverage.mark(pagemap.frames(region.base + pages.lowerBound * region.pageSize, count: pages.count))
+            let key = (generation: region.mappingGeneration, pass: arenaPass / Self.arenaFramesRefreshPasses)
+            if arenaFramesKey.map({ $0 != key }) ?? true || arenaFrames.count != region.pageCount {
+                arenaFrames = pagemap.frames(region.base, count: region.pageCount)
+                arenaFramesKey = key
+                arenaMarked = (coverage.epoch, 0)
+            }
+            if arenaMarked.epoch != coverage.epoch { arenaMarked = (coverage.epoch, 0) }
+            if pages.lowerBound <= arenaMarked.pages, pages.upperBound > arenaMarked.pages {
+                coverage.mark(arenaFrames[arenaMarked.pages..<pages.upperBound])
+                arenaMarked.pages = pages.upperBound
+            } else if pages.lowerBound > arenaMarked.pages {
+                coverage.mark(arenaFrames[pages])
+            }
         }
     }
 

@@ -63,6 +63,9 @@ public final class ScanRegion: @unchecked Sendable {
     public private(set) var lockError: String?
     /// Pages retired so far (each fault or async notice retires its page; a page can be retired again).
     public private(set) var retiredPages: Int = 0
+    /// Bumped whenever a page gets a different mapping (replacement, injected lost backing or
+    /// poison), so a cache of the region's physical frames knows when to re-read them.
+    public private(set) var mappingGeneration: UInt64 = 0
     /// The last failure while replacing a page (placement or mlock of the fresh page), if any.
     public private(set) var lastReplacementError: String?
 
@@ -198,9 +201,9 @@ public final class ScanRegion: @unchecked Sendable {
         return found
     }
 
-    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, every
-    /// 64-byte line is rewritten with the next pattern right after it was compared (mismatching lines
-    /// included: the next pass tests retention again, not this pass's damage). A page that faults is
+    /// Verifies `pages` against the pattern (`seed`, `invert`), surviving SIGBUS. With `refill`, each
+    /// chunk of about 256 KiB is rewritten with the next pattern (non-temporal stores) right after it
+    /// verified (mismatching lines included: the next pass tests retention again, not this pass's damage). A page that faults is
     /// reported once in `faults`, retired, and replaced by a fresh page holding the next pattern (with
     /// `refill`) or the same one (without), so the following pass finds it clean.
     public func verify(pages: Range<Int>, seed: UInt64, invert: Bool, refill: (seed: UInt64, invert: Bool)?) -> ChunkResult {
@@ -268,6 +271,7 @@ public final class ScanRegion: @unchecked Sendable {
         }
         let addr = address(ofPage: index)
         let old = State(rawValue: states[index]) ?? .backed
+        mappingGeneration &+= 1
         let fresh = mmap(addr, pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
         guard let fresh, fresh != MAP_FAILED else {
             let e = errno
@@ -329,6 +333,7 @@ public final class ScanRegion: @unchecked Sendable {
             throw ScanError(.injectFailed, "page \(page) of \(name) is retired and no longer scanned")
         }
         let old = State(rawValue: states[page]) ?? .backed
+        mappingGeneration &+= 1
         if mcescan_map_lost_backing(address(ofPage: page), pageSize) != 0 {
             throw ScanError(.injectFailed, "map a truncated memfd over page \(page) of \(name)", errno: errno)
         }
@@ -366,6 +371,7 @@ public final class ScanRegion: @unchecked Sendable {
         var notices = [UInt64](repeating: 0, count: 8)
         _ = mcescan_take_async_poison_in(UInt(bitPattern: addr), pageSize, &notices, notices.count)
         states[page] = State.poisoned.rawValue
+        mappingGeneration &+= 1
     }
 
     // MARK: - Internals
