@@ -81,7 +81,7 @@ echo "== summary (medians; GB/s = 1e9 B/s; load now $(cut -d' ' -f1-3 /proc/load
 printf '  plain read            %7.2f GB/s\n' "$read_gbps"
 printf '  verify                %7.2f GB/s   %.3fx read   %.3fx stressapptest\n' "$verify_gbps" "$verify_ratio" "$sat_ratio"
 printf '  verify_safe (4 KiB)   %7.2f GB/s   %.3fx read   %.3fx stressapptest\n' "$safe_gbps" "$safe_ratio" "$sat_ratio_safe"
-printf '  refill_safe (arena)   %7.2f GB/s   %.3fx read   (verify, then rewrite each line)\n' "$(get refill_safe_gbps)" \
+printf '  refill_safe (arena)   %7.2f GB/s   %.3fx read   (verify, then non-temporal rewrite, per 256 KiB chunk)\n' "$(get refill_safe_gbps)" \
   "$(awk -v a="$(get refill_safe_gbps)" -v b="$read_gbps" 'BEGIN { printf "%.3f", a / b }')"
 printf '  fill                  %7.2f GB/s\n' "$(get fill_gbps)"
 printf '  stressapptest -c 1    %7.2f GB/s   (runs: %s, %s; %s)\n' "$sat" "$sat1" "$sat2" \

@@ -26,21 +26,24 @@
 // at once than when it reads one: each stream gets its own hardware prefetch, so more line fills are
 // in flight. The SIMD verify loops therefore split each run of MCESCAN_STREAMS * MCESCAN_STREAM_BYTES
 // into MCESCAN_STREAMS interleaved streams and visit line o of every stream before line o + 1.
-// Measured on the reference VM (CPU time, 1 GiB, cold lines, benchmarks/verify-throughput.sh): one
-// stream ~0.94x a plain single-stream read; 4 streams of 64 KiB ~1.2-1.3x of it; 4 x 4 KiB 0.85x,
-// 4 x 16 KiB 1.1x, 4 x 1 MiB no better than 64 KiB. A chunk is MCESCAN_CHUNK_BYTES (256 KiB): it
-// stays inside L2, and it is the unit mcescan_verify_safe recovers a fault in (fault.c).
+// Measured on the reference VM (`benchmarks/kernel-design.sh streams`: plain reads of cold 1 GiB,
+// CPU time, two runs): against one stream, 4 x 4 KiB 1.12-1.23x, 4 x 16 KiB 1.30-1.47x,
+// 4 x 64 KiB 1.36-1.53x, 4 x 256 KiB and 4 x 1 MiB within 0.04 of 64 KiB, 8 streams no better
+// than 4. A chunk is MCESCAN_CHUNK_BYTES (256 KiB): the unit mcescan_verify_safe rolls back and
+// redoes when a fault hits it (fault.c), so it is kept short.
 //
 // Software prefetch PF_DIST ahead inside each stream added a few percent more. A prefetch never
 // faults, so it may run past the end of the range or into a page that has lost its backing.
 //
 // An arena pass (verify, then rewrite with the next pattern) does each chunk in two phases: the
 // streams verify it, then the single-stream non-temporal fill rewrites it (SPEC §4: pattern writes are
-// non-temporal, so the next verify reads DRAM, not a cached copy). Measured per GiB in a worker-like
-// loop (64 MiB memfd arena, 16 MiB per wake, 20 ms sleeps; CPU time): verify and non-temporal rewrite
-// fused line by line in one stream 0.14-0.15 CPU-s; fused in 4 streams 0.20 (the write-combining
-// buffers thrash between streams); two phases per 256 KiB chunk 0.134; ordinary stores 0.11-0.12,
-// but they leave the rewritten arena dirty in the cache, which the SPEC rules out.
+// non-temporal, so the next verify reads DRAM, not a cached copy). `benchmarks/kernel-design.sh
+// refill` (a worker-like loop: 64 MiB memfd arena, 16 MiB per wake, 20 ms sleeps, CPU per GiB):
+// two phases 0.129-0.137 CPU-s; verify and non-temporal store fused line by line in one stream
+// 0.128-0.138 (the same, but it cannot use the streams, and a fault half-way through a fused line
+// leaves nothing to roll back to); fused in 4 streams 1.27 (the write-combining buffers thrash);
+// ordinary stores 0.111-0.121, but they leave the rewritten arena dirty in the cache, which the
+// SPEC rules out.
 #define PF_DIST 512
 
 // Per-line pattern arithmetic (the SIMD variants). A 64-byte line at address L holds words at
