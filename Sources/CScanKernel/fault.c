@@ -243,6 +243,17 @@ static void record_fault(mcescan_fault_list *faults, size_t page) {
     faults->count += 1;
 }
 
+// Runs its argument (a block) armed: a SIGBUS inside [tl_lo, tl_hi) during it lands at the
+// sweep's sigsetjmp. The signal fences keep the compiler from moving the block's memory accesses
+// out of the armed window.
+#define ARMED(...) do { \
+        tl_armed = 1; \
+        atomic_signal_fence(memory_order_seq_cst); \
+        __VA_ARGS__ \
+        atomic_signal_fence(memory_order_seq_cst); \
+        tl_armed = 0; \
+    } while (0)
+
 // Fills the pages with seed/invert (non-temporal). The whole remaining range is one armed call;
 // the fill is linear, so a fault names its page through si_addr, the pages before it are complete,
 // and the sweep resumes after it.
@@ -264,11 +275,7 @@ static size_t fill_sweep(void *base, size_t page_size, size_t npages, uint64_t s
         page = bad + 1;
     }
     while (page < npages) {
-        tl_armed = 1;
-        atomic_signal_fence(memory_order_seq_cst);
-        v->fill((char *)base + page * page_size, (npages - page) * page_size, seed, invert != 0);
-        atomic_signal_fence(memory_order_seq_cst);
-        tl_armed = 0;
+        ARMED({ v->fill((char *)base + page * page_size, (npages - page) * page_size, seed, invert != 0); });
         done = done + (npages - page);
         page = npages;
     }
@@ -341,11 +348,7 @@ static size_t verify_sweep(void *base, size_t page_size, size_t npages, uint64_t
         size_t end = npages - chunk < chunk_pages ? npages : chunk + chunk_pages;
         if (phase == FAST_VERIFY) {
             SNAPSHOT();
-            tl_armed = 1;
-            atomic_signal_fence(memory_order_seq_cst);
-            v->verify(base, (char *)base + chunk * page_size, (end - chunk) * page_size, seed, invert != 0, out);
-            atomic_signal_fence(memory_order_seq_cst);
-            tl_armed = 0;
+            ARMED({ v->verify(base, (char *)base + chunk * page_size, (end - chunk) * page_size, seed, invert != 0, out); });
             done = done + (end - chunk);
             page = chunk;
             phase = refill ? FAST_FILL : FAST_VERIFY;
@@ -354,11 +357,7 @@ static size_t verify_sweep(void *base, size_t page_size, size_t npages, uint64_t
             if (tl_fill_hook != NULL && page == chunk)
                 tl_fill_hook(tl_fill_hook_ctx, (char *)base + chunk * page_size, (end - chunk) * page_size);
             if (page < end) {
-                tl_armed = 1;
-                atomic_signal_fence(memory_order_seq_cst);
-                v->fill((char *)base + page * page_size, (end - page) * page_size, next_seed, next_invert != 0);
-                atomic_signal_fence(memory_order_seq_cst);
-                tl_armed = 0;
+                ARMED({ v->fill((char *)base + page * page_size, (end - page) * page_size, next_seed, next_invert != 0); });
             }
             phase = FAST_VERIFY;
         }
@@ -366,12 +365,10 @@ static size_t verify_sweep(void *base, size_t page_size, size_t npages, uint64_t
             for (; page < end; page = page + 1) {
                 char *q = (char *)base + page * page_size;
                 SNAPSHOT();
-                tl_armed = 1;
-                atomic_signal_fence(memory_order_seq_cst);
-                v->verify(base, q, page_size, seed, invert != 0, out);
-                if (refill) v->fill(q, page_size, next_seed, next_invert != 0);
-                atomic_signal_fence(memory_order_seq_cst);
-                tl_armed = 0;
+                ARMED({
+                    v->verify(base, q, page_size, seed, invert != 0, out);
+                    if (refill) v->fill(q, page_size, next_seed, next_invert != 0);
+                });
                 done = done + 1;
             }
             phase = FAST_VERIFY;

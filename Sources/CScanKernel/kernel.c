@@ -177,11 +177,29 @@ static ALWAYS_INLINE int nonzero_sse2(__m128i d) {
     return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) != 0xffff;
 }
 
-// Verify in MCESCAN_STREAMS streams: per step, read and test one line of every stream; a step
+static ALWAYS_INLINE __m128i polarity_sse2(int invert) { return invert ? _mm_set1_epi64x(-1) : _mm_setzero_si128(); }
+
+/// Whether any of the four lines (one per stream) differs from its pattern: one test for all four.
+static ALWAYS_INLINE int group_bad_sse2(const char *l0, const char *l1, const char *l2, const char *l3,
+                                        uint64_t seed, int invert) {
+    const __m128i inv = polarity_sse2(invert);
+    return nonzero_sse2(_mm_or_si128(_mm_or_si128(line_diff_sse2(l0, seed, inv), line_diff_sse2(l1, seed, inv)),
+                                     _mm_or_si128(line_diff_sse2(l2, seed, inv), line_diff_sse2(l3, seed, inv))));
+}
+
+static ALWAYS_INLINE int line_bad_sse2(const char *p, uint64_t seed, int invert) {
+    return nonzero_sse2(line_diff_sse2(p, seed, polarity_sse2(invert)));
+}
+
+typedef int (*group_test)(const char *, const char *, const char *, const char *, uint64_t, int);
+typedef int (*line_test)(const char *, uint64_t, int);
+
+// Verify in MCESCAN_STREAMS streams, shared by the SIMD variants (their line tests are passed in and
+// inlined: every caller passes constants). Per step, read and test one line of every stream; a step
 // with a mismatch is then accounted line by line (line_mismatch keeps address order).
-static ALWAYS_INLINE void verify_sse2_body(const void *origin, const char *base, size_t bytes, uint64_t seed,
-                                           const int invert, mcescan_verify_result *out) {
-    const __m128i inv = invert ? _mm_set1_epi64x(-1) : _mm_setzero_si128();
+static ALWAYS_INLINE void verify_streams(const void *origin, const char *base, size_t bytes, uint64_t seed,
+                                         const int invert, mcescan_verify_result *out,
+                                         const group_test group_bad, const line_test line_bad) {
     const uint32_t first = out->mismatches_recorded;
     const char *p = base, *end = base + bytes;
     for (size_t s; (s = stream_bytes((size_t)(end - p))) != 0; p += MCESCAN_STREAMS * s) {
@@ -191,9 +209,7 @@ static ALWAYS_INLINE void verify_sse2_body(const void *origin, const char *base,
             _mm_prefetch(l1 + PF_DIST, _MM_HINT_T0);
             _mm_prefetch(l2 + PF_DIST, _MM_HINT_T0);
             _mm_prefetch(l3 + PF_DIST, _MM_HINT_T0);
-            __m128i d = _mm_or_si128(_mm_or_si128(line_diff_sse2(l0, seed, inv), line_diff_sse2(l1, seed, inv)),
-                                     _mm_or_si128(line_diff_sse2(l2, seed, inv), line_diff_sse2(l3, seed, inv)));
-            if (__builtin_expect(nonzero_sse2(d), 0)) {
+            if (__builtin_expect(group_bad(l0, l1, l2, l3, seed, invert), 0)) {
                 line_mismatch(origin, (const uint64_t *)l0, seed, invert, first, out);
                 line_mismatch(origin, (const uint64_t *)l1, seed, invert, first, out);
                 line_mismatch(origin, (const uint64_t *)l2, seed, invert, first, out);
@@ -202,15 +218,15 @@ static ALWAYS_INLINE void verify_sse2_body(const void *origin, const char *base,
         }
     }
     for (; p < end; p += 64)  // fewer than MCESCAN_STREAMS lines left
-        if (__builtin_expect(nonzero_sse2(line_diff_sse2(p, seed, inv)), 0))
+        if (__builtin_expect(line_bad(p, seed, invert), 0))
             line_mismatch(origin, (const uint64_t *)p, seed, invert, first, out);
     out->words_checked += bytes / 8;
 }
 
 static void verify_sse2(const void *origin, const void *base, size_t bytes, uint64_t seed, int invert,
                         mcescan_verify_result *out) {
-    if (invert) verify_sse2_body(origin, base, bytes, seed, 1, out);
-    else verify_sse2_body(origin, base, bytes, seed, 0, out);
+    if (invert) verify_streams(origin, base, bytes, seed, 1, out, group_bad_sse2, line_bad_sse2);
+    else verify_streams(origin, base, bytes, seed, 0, out, group_bad_sse2, line_bad_sse2);
 }
 
 static void fill_sse2(void *base, size_t bytes, uint64_t seed, int invert) {
@@ -264,41 +280,23 @@ static ALWAYS_INLINE AVX2 __m256i line_diff_avx2(const char *p, uint64_t seed, _
     return _mm256_or_si256(_mm256_xor_si256(_mm256_load_si256(v), e0), _mm256_xor_si256(_mm256_load_si256(v + 1), e1));
 }
 
-// The AVX2 twin of verify_sse2_body.
-static ALWAYS_INLINE AVX2 void verify_avx2_body(const void *origin, const char *base, size_t bytes, uint64_t seed,
-                                                const int invert, mcescan_verify_result *out) {
+static ALWAYS_INLINE AVX2 int group_bad_avx2(const char *l0, const char *l1, const char *l2, const char *l3,
+                                             uint64_t seed, int invert) {
     const __m256i inv = invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256();
-    const uint32_t first = out->mismatches_recorded;
-    const char *p = base, *end = base + bytes;
-    for (size_t s; (s = stream_bytes((size_t)(end - p))) != 0; p += MCESCAN_STREAMS * s) {
-        for (size_t o = 0; o < s; o += 64) {
-            const char *l0 = p + o, *l1 = l0 + s, *l2 = l1 + s, *l3 = l2 + s;
-            _mm_prefetch(l0 + PF_DIST, _MM_HINT_T0);
-            _mm_prefetch(l1 + PF_DIST, _MM_HINT_T0);
-            _mm_prefetch(l2 + PF_DIST, _MM_HINT_T0);
-            _mm_prefetch(l3 + PF_DIST, _MM_HINT_T0);
-            __m256i d = _mm256_or_si256(_mm256_or_si256(line_diff_avx2(l0, seed, inv), line_diff_avx2(l1, seed, inv)),
-                                        _mm256_or_si256(line_diff_avx2(l2, seed, inv), line_diff_avx2(l3, seed, inv)));
-            if (__builtin_expect(!_mm256_testz_si256(d, d), 0)) {
-                line_mismatch(origin, (const uint64_t *)l0, seed, invert, first, out);
-                line_mismatch(origin, (const uint64_t *)l1, seed, invert, first, out);
-                line_mismatch(origin, (const uint64_t *)l2, seed, invert, first, out);
-                line_mismatch(origin, (const uint64_t *)l3, seed, invert, first, out);
-            }
-        }
-    }
-    for (; p < end; p += 64) {
-        __m256i d = line_diff_avx2(p, seed, inv);
-        if (__builtin_expect(!_mm256_testz_si256(d, d), 0))
-            line_mismatch(origin, (const uint64_t *)p, seed, invert, first, out);
-    }
-    out->words_checked += bytes / 8;
+    __m256i d = _mm256_or_si256(_mm256_or_si256(line_diff_avx2(l0, seed, inv), line_diff_avx2(l1, seed, inv)),
+                                _mm256_or_si256(line_diff_avx2(l2, seed, inv), line_diff_avx2(l3, seed, inv)));
+    return !_mm256_testz_si256(d, d);
+}
+
+static ALWAYS_INLINE AVX2 int line_bad_avx2(const char *p, uint64_t seed, int invert) {
+    __m256i d = line_diff_avx2(p, seed, invert ? _mm256_set1_epi64x(-1) : _mm256_setzero_si256());
+    return !_mm256_testz_si256(d, d);
 }
 
 static AVX2 void verify_avx2(const void *origin, const void *base, size_t bytes, uint64_t seed, int invert,
                              mcescan_verify_result *out) {
-    if (invert) verify_avx2_body(origin, base, bytes, seed, 1, out);
-    else verify_avx2_body(origin, base, bytes, seed, 0, out);
+    if (invert) verify_streams(origin, base, bytes, seed, 1, out, group_bad_avx2, line_bad_avx2);
+    else verify_streams(origin, base, bytes, seed, 0, out, group_bad_avx2, line_bad_avx2);
 }
 
 static AVX2 void fill_avx2(void *base, size_t bytes, uint64_t seed, int invert) {

@@ -306,7 +306,7 @@ func crashTestPath() -> String? {
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
     guard n > 0 else { return nil }
-    var exe = String(cString: buf)
+    var exe = String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     while let last = exe.last, last != "/" { exe.removeLast() }
     // The test runner is either the .xctest binary in the build directory, or swiftpm-testing-helper
     // elsewhere; try the build directory of the bundle in argv as well.
@@ -325,7 +325,7 @@ func runCrashTest(_ path: String, mode: String) throws -> (status: Int32, stdout
     var template = Array("/tmp/mcescan-crashtest-XXXXXX".utf8CString)
     let outFD = mkstemp(&template)
     try #require(outFD >= 0)
-    let outPath = String(cString: template)
+    let outPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     defer { close(outFD); unlink(outPath) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)

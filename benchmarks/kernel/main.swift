@@ -33,7 +33,7 @@ func say(_ message: String) {
 func fmt(_ format: String, _ args: CVarArg...) -> String {
     var buf = [CChar](repeating: 0, count: 512)
     _ = withVaList(args) { vsnprintf(&buf, buf.count, format, $0) }
-    return String(cString: buf)
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 func parseBytes(_ s: String) -> Int? {
