@@ -102,6 +102,9 @@ final class ScanWorker: @unchecked Sendable {
     /// each pass adds nothing, so a pass marks only what the window has not seen.
     private var arenaMarked: (epoch: UInt64, pages: Int) = (0, 0)
     static let arenaFramesRefreshPasses: UInt64 = 64
+    /// Physical frames of the held free / hugetlb chunk, read when it was taken (one per chunk page):
+    /// its coverage, and the physical address of a page that faults later (its frame is gone then).
+    private var sweepFrames: [Int: (base: UnsafeMutableRawPointer, frames: [UInt64])] = [:]
     /// MemTotal of the node is re-read at most this often (it changes only with memory hotplug).
     static let memTotalRefreshSeconds = 60.0
     private var memTotalReadAt = -Double.infinity
@@ -340,9 +343,26 @@ final class ScanWorker: @unchecked Sendable {
         setRegion(.arena, bytes: 0, locked: 0)
     }
 
+    /// The arena's frames as they are now, when the cache still matches the mapping: read before a
+    /// verify or a retirement, they give the physical address of a page that faults or is poisoned
+    /// (after the fault pagemap no longer shows its frame).
+    private func arenaFramesNow(_ region: ScanRegion) -> [UInt64]? {
+        guard let key = arenaFramesKey, key.generation == region.mappingGeneration,
+              arenaFrames.count == region.pageCount else { return nil }
+        return arenaFrames
+    }
+
+    /// Physical address of `address` in page `page` of a region whose frames (one per `pageSize`
+    /// page, 0 unknown) were read before; nil when unknown.
+    private func physicalAddress(frames: [UInt64]?, page: Int, pageSize: Int, address: UInt) -> UInt64? {
+        guard let frames, page >= 0, page < frames.count, frames[page] != 0 else { return nil }
+        return frames[page] * UInt64(basePageSize) + UInt64(address % UInt(pageSize))
+    }
+
     private func scanArena(_ region: ScanRegion, pages: Range<Int>) {
         let current = seed(pass: arenaPass)
         let next = seed(pass: arenaPass + 1)
+        let framesBefore = arenaFramesNow(region)
         let r = region.verify(pages: pages, seed: current.seed, invert: current.invert, refill: next)
         var tally = ScanTally()
         tally.pages = r.pagesVerified + r.faults.count
@@ -360,7 +380,9 @@ final class ScanWorker: @unchecked Sendable {
         for page in Set(r.mismatches.map { $0.offset / region.pageSize }) where page < region.pageCount && !faulted.contains(page) {
             region.fill(pages: page..<(page + 1), seed: next.seed, invert: next.invert)
         }
-        account(.arena, tally, base: UInt(bitPattern: region.base), replaced: true)
+        account(.arena, tally, base: UInt(bitPattern: region.base), replaced: true) { fault in
+            self.physicalAddress(frames: framesBefore, page: fault.pageIndex, pageSize: region.pageSize, address: fault.address)
+        }
         if let pagemap, pagemap.isUsable {
             let key = (generation: region.mappingGeneration, pass: arenaPass / Self.arenaFramesRefreshPasses)
             if arenaFramesKey.map({ $0 != key }) ?? true || arenaFrames.count != region.pageCount {
@@ -386,11 +408,15 @@ final class ScanWorker: @unchecked Sendable {
         let type = sweep.type
         var verifiedPages = 0
         if let (tally, chunk) = sweep.verifyAndRelease() {
-            account(type, tally, base: UInt(bitPattern: chunk.base), replaced: false)
+            let held = sweepFrames.removeValue(forKey: type.bit)
+            let frames = held?.base == chunk.base ? held?.frames : nil
+            account(type, tally, base: UInt(bitPattern: chunk.base), replaced: false) { fault in
+                self.physicalAddress(frames: frames, page: fault.pageIndex, pageSize: chunk.pageSize, address: fault.address)
+            }
             verifiedPages = tally.pages * chunk.pageSize / basePageSize
-            if let pagemap, pagemap.isUsable {
-                coverage.mark(pagemap.frames(chunk.base, count: chunk.pageCount, stride: chunk.pageSize),
-                              framesPerPage: UInt64(chunk.pageSize / basePageSize))
+            if var frames {
+                for f in tally.faults where f.pageIndex < frames.count { frames[f.pageIndex] = 0 }   // not verified
+                coverage.mark(frames, framesPerPage: UInt64(chunk.pageSize / basePageSize))
             }
         }
         let plan = sweep.plan(budgetBytes: budgetPages * basePageSize)
@@ -410,6 +436,9 @@ final class ScanWorker: @unchecked Sendable {
         let s = seed(pass: sweepSerial &* 0x1_0000_0001 &+ UInt64(type.bit))
         do {
             let chunk = try sweep.take(bytes: plan.bytes, seed: s.seed, invert: s.invert)
+            if let pagemap, pagemap.isUsable {
+                sweepFrames[type.bit] = (chunk.base, pagemap.frames(chunk.base, count: chunk.pageCount, stride: chunk.pageSize))
+            }
             setRegion(type, bytes: UInt64(chunk.bytes), locked: 0)
             checkPlacement(type, base: chunk.base, pages: chunk.pageCount, pageSize: chunk.pageSize)
             return .took(pages: max(verifiedPages, chunk.bytes / basePageSize))
@@ -427,7 +456,10 @@ final class ScanWorker: @unchecked Sendable {
     // MARK: accounting
 
     /// Records the events of one verify (fsync'd), then counts it.
-    private func account(_ type: MemoryType, _ tally: ScanTally, base: UInt, replaced: Bool) {
+    /// `knownAddress` gives the physical address of a faulting page from frames read before it
+    /// faulted (nil when unknown); injected faults carry the address looked up at injection.
+    private func account(_ type: MemoryType, _ tally: ScanTally, base: UInt, replaced: Bool,
+                         knownAddress: (ScanTally.Fault) -> UInt64? = { _ in nil }) {
         let now = wallNow()
         var found: [ScanEvent] = []
         var injectedHits = (words: Set<Int>(), pages: [Int: UInt64?]())
@@ -449,9 +481,11 @@ final class ScanWorker: @unchecked Sendable {
             let code = SigbusCode(siCode: f.siCode)
             let injected = injectedHits.pages[f.pageIndex]
             let kind: EventKind = injected != nil ? .injected : (code == .mceerrAR || code == .mceerrAO ? .poison : .lostBacking)
-            // A page found faulting has no frame left in pagemap; injected ones were looked up first.
+            // A page found faulting has no frame left in pagemap: injected ones were looked up at
+            // injection, the others come from the frames read before the verify.
             found.append(ScanEvent(time: now, node: node.id, memoryType: type, kind: kind,
-                                   offset: UInt64(f.pageIndex * tally.pageBytes), physAddr: injected ?? nil))
+                                   offset: UInt64(f.pageIndex * tally.pageBytes),
+                                   physAddr: injected != nil ? injected! : knownAddress(f)))
         }
         events.append(found)   // durable before it is counted
 
@@ -481,6 +515,7 @@ final class ScanWorker: @unchecked Sendable {
         var counts: [(MemoryType, Bool)] = []
         if let region = arena {
             let current = seed(pass: arenaPass), next = seed(pass: arenaPass + 1)
+            let framesBefore = arenaFramesNow(region)
             for fault in region.retireAsyncPoison(seed: current.seed, invert: current.invert) {
                 // Pages before the cursor already hold the next pass's pattern.
                 if fault.pageIndex < cursorPage {
@@ -489,15 +524,20 @@ final class ScanWorker: @unchecked Sendable {
                 let injected = shared.withLock { $0.injectedPages.removeValue(forKey: fault.pageIndex) }
                 found.append(ScanEvent(time: wallNow(), node: node.id, memoryType: .arena, kind: injected != nil ? .injected : .poison,
                                        offset: UInt64(fault.pageIndex * region.pageSize),
-                                       physAddr: injected ?? nil))
+                                       physAddr: injected != nil ? injected! : physicalAddress(frames: framesBefore, page: fault.pageIndex,
+                                                                                                pageSize: region.pageSize, address: fault.address)))
                 counts.append((.arena, true))
             }
         }
         for (type, sweep) in [(MemoryType.free, freeSweep), (.hugetlb, hugeSweep)] {
             guard let chunk = sweep.held else { continue }
+            let held = sweepFrames[type.bit]
+            let frames = held?.base == chunk.base ? held?.frames : nil
             for page in chunk.takeAsyncPoison() {
                 found.append(ScanEvent(time: wallNow(), node: node.id, memoryType: type, kind: .poison,
-                                       offset: UInt64(page * chunk.pageSize)))
+                                       offset: UInt64(page * chunk.pageSize),
+                                       physAddr: physicalAddress(frames: frames, page: page, pageSize: chunk.pageSize,
+                                                                 address: UInt(bitPattern: chunk.base) + UInt(page * chunk.pageSize))))
                 counts.append((type, false))
             }
         }

@@ -1,5 +1,6 @@
 import Testing
 import Glibc
+import CScanKernel
 @testable import ScanWorkers
 
 @Suite struct WorkerEngineTests {
@@ -177,6 +178,36 @@ import Glibc
             #expect(event.physAddr != nil && event.physAddr! % 8 == 0)
         } else {
             #expect(h.counters.coverageRatio == nil)
+            #expect(event.physAddr == nil)
+        }
+    }
+
+    // A poison notice names a page whose frame the kernel has already taken away (pagemap shows
+    // none after it): its event gets the physical address from the arena's frames read before.
+    @Test func aPoisonNoticeCarriesThePhysicalAddressReadBefore() throws {
+        let sysfs = SysFS(root: "/sys"), procfs = ProcFS(root: "/proc")
+        let topology = try Topology.read(sysfs: sysfs)
+        let node = try #require(topology.nodes.first { $0.memoryBytes > 0 }).id
+        let log = try EventLog(directory: nil)
+        let settings = WorkerSettings(arenaBytes: 1 << 20, memoryGuard: MemoryGuard(sysfs: sysfs, procfs: procfs))
+        let engine = try ScanEngine(configuration: EngineConfiguration(nodes: [node], initial: try ScanConfig(pagesToScan: 256, sleepMillis: 60_000, type: 1), worker: settings),
+                                    topology: topology, binder: LibNUMABinder(topology: topology), procfs: procfs, events: log)
+        try engine.start()
+        defer { engine.stop() }
+        let h = engine.nodes[0]
+        #expect(eventually { h.counters.wakeups.load(ordering: .relaxed) == 1 })
+        let base = try #require(h.worker.shared.withLock { $0.region?.base })
+        let address = base + 3 * Int(sysconf(Int32(_SC_PAGESIZE))) + 72
+        let expected = PagemapReader(procfs: procfs).physicalAddress(of: UInt(bitPattern: address))
+        #expect(mcescan_raise_sigbus(address, SigbusSiCode.mceerrAO, 12) == 0)
+        h.trigger()
+        #expect(eventually { h.counters.type(.arena).poisonedPages.load(ordering: .relaxed) == 1 })
+        let event = try #require(log.events().first)
+        #expect(event.kind == .poison)
+        #expect(event.offset == UInt64(3 * Int(sysconf(Int32(_SC_PAGESIZE)))))
+        if engine.pagemapUsable {
+            #expect(expected != nil && event.physAddr == expected)
+        } else {
             #expect(event.physAddr == nil)
         }
     }
