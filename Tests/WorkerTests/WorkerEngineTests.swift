@@ -153,7 +153,9 @@ import CScanKernel
 /// The live host through the real libnuma binder: pinning, mbind, the move_pages placement check,
 /// and (as root) pagemap PFNs for coverage and physical addresses.
 @Suite struct WorkerLiveHostTests {
-    @Test func liveNodeZeroScansPlacedAndCovered() throws {
+    /// One worker on the first node with memory, a 1 MiB arena scanned whole every wake (60 s sleep),
+    /// the real libnuma binder; started.
+    func liveEngine() throws -> (ScanEngine, EventLog) {
         let sysfs = SysFS(root: "/sys"), procfs = ProcFS(root: "/proc")
         let topology = try Topology.read(sysfs: sysfs)
         let node = try #require(topology.nodes.first { $0.memoryBytes > 0 }).id
@@ -162,13 +164,18 @@ import CScanKernel
         let engine = try ScanEngine(configuration: EngineConfiguration(nodes: [node], initial: try ScanConfig(pagesToScan: 256, sleepMillis: 60_000, type: 1), worker: settings),
                                     topology: topology, binder: LibNUMABinder(topology: topology), procfs: procfs, events: log)
         try engine.start()
+        return (engine, log)
+    }
+
+    @Test func liveNodeZeroScansPlacedAndCovered() throws {
+        let (engine, log) = try liveEngine()
         defer { engine.stop() }
         let h = engine.nodes[0]
         #expect(eventually { h.counters.wakeups.load(ordering: .relaxed) == 1 })
         #expect(h.counters.workerState == .running)
         let arena = h.counters.type(.arena)
         #expect(arena.regionBytes.load(ordering: .relaxed) == 1 << 20)
-        #expect(arena.misplacedBytes.load(ordering: .relaxed) == 0, "move_pages found the arena on node \(node)")
+        #expect(arena.misplacedBytes.load(ordering: .relaxed) == 0, "move_pages found the arena on node \(h.node.id)")
         try h.inject(.bitflip, count: 1)
         h.trigger()
         #expect(eventually { arena.corruptedWords.load(ordering: .relaxed) == 1 })
@@ -185,20 +192,13 @@ import CScanKernel
     // A poison notice names a page whose frame the kernel has already taken away (pagemap shows
     // none after it): its event gets the physical address from the arena's frames read before.
     @Test func aPoisonNoticeCarriesThePhysicalAddressReadBefore() throws {
-        let sysfs = SysFS(root: "/sys"), procfs = ProcFS(root: "/proc")
-        let topology = try Topology.read(sysfs: sysfs)
-        let node = try #require(topology.nodes.first { $0.memoryBytes > 0 }).id
-        let log = try EventLog(directory: nil)
-        let settings = WorkerSettings(arenaBytes: 1 << 20, memoryGuard: MemoryGuard(sysfs: sysfs, procfs: procfs))
-        let engine = try ScanEngine(configuration: EngineConfiguration(nodes: [node], initial: try ScanConfig(pagesToScan: 256, sleepMillis: 60_000, type: 1), worker: settings),
-                                    topology: topology, binder: LibNUMABinder(topology: topology), procfs: procfs, events: log)
-        try engine.start()
+        let (engine, log) = try liveEngine()
         defer { engine.stop() }
         let h = engine.nodes[0]
         #expect(eventually { h.counters.wakeups.load(ordering: .relaxed) == 1 })
         let base = try #require(h.worker.shared.withLock { $0.region?.base })
         let address = base + 3 * Int(sysconf(Int32(_SC_PAGESIZE))) + 72
-        let expected = PagemapReader(procfs: procfs).physicalAddress(of: UInt(bitPattern: address))
+        let expected = PagemapReader(procfs: ProcFS(root: "/proc")).physicalAddress(of: UInt(bitPattern: address))
         #expect(mcescan_raise_sigbus(address, SigbusSiCode.mceerrAO, 12) == 0)
         h.trigger()
         #expect(eventually { h.counters.type(.arena).poisonedPages.load(ordering: .relaxed) == 1 })
