@@ -6,20 +6,14 @@ import Glibc
 #endif
 
 /// Why a thread or a memory range could not be bound.
-public struct BindError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// The node or CPU does not exist on this host.
-        case invalidNode
-        /// The kernel refused (errno in the message).
-        case failed
-    }
-    public var code: Code
-    public var message: String
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-    public var description: String { message }
+public typealias BindError = CodedError<BindFailure>
+
+/// The kinds of `BindError`.
+public enum BindFailure: String, Sendable {
+    /// The node or CPU does not exist on this host.
+    case invalidNode
+    /// The kernel refused (errno in the message).
+    case failed
 }
 
 /// Thread affinity, memory policy and placement queries: the only place that changes where a

@@ -34,22 +34,16 @@ public struct WorkerSettings: Sendable {
 }
 
 /// Why a fault could not be injected.
-public struct InjectError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// The node's arena is not allocated (type `arena` disabled, or the worker has not woken yet).
-        case noArena
-        /// The region refused (the kernel does not support it, no privilege).
-        case unsupported
-        /// `count` out of range.
-        case invalidArgument
-    }
-    public var code: Code
-    public var message: String
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-    public var description: String { message }
+public typealias InjectError = CodedError<InjectFailure>
+
+/// The kinds of `InjectError`.
+public enum InjectFailure: String, Sendable {
+    /// The node's arena is not allocated (type `arena` disabled, or the worker has not woken yet).
+    case noArena
+    /// The region refused (the kernel does not support it, no privilege).
+    case unsupported
+    /// `count` out of range.
+    case invalidArgument
 }
 
 /// How `inject` makes a poisoned page.

@@ -5,24 +5,18 @@ import Glibc
 #endif
 
 /// Why a topology could not be built or a node list could not be parsed.
-public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
-        /// The text is not a node/CPU list such as `0,2-3`.
-        case malformedList
-        /// A sysfs file the topology needs is missing or malformed.
-        case unreadable
-        /// A node that was asked for does not exist or has no memory.
-        case unknownNode
-        /// No node is left to scan.
-        case noNodes
-    }
-    public var code: Code
-    public var message: String
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-    public var description: String { message }
+public typealias TopologyError = CodedError<TopologyFailure>
+
+/// The kinds of `TopologyError`.
+public enum TopologyFailure: String, Sendable {
+    /// The text is not a node/CPU list such as `0,2-3`.
+    case malformedList
+    /// A sysfs file the topology needs is missing or malformed.
+    case unreadable
+    /// A node that was asked for does not exist or has no memory.
+    case unknownNode
+    /// No node is left to scan.
+    case noNodes
 }
 
 /// One NUMA node as the scanner sees it.
