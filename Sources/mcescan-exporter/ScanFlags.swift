@@ -65,6 +65,10 @@ struct ScanFlags {
         let loaded = try ControlPlane.loadState(store)
         let events = try EventLog(directory: directory)
         logger.info("state directory", metadata: ["dir": "\(directory)", "next_event_id": "\(events.nextID)"])
+        for skipped in events.skippedLines {
+            logger.warning("events.jsonl: damaged line skipped", metadata: [
+                "file": "\(events.path ?? "")", "line": "\(skipped.line)", "err": "\(skipped.reason)"])
+        }
         let settings = WorkerSettings(arenaBytes: arenaBytes, coverageWindow: coverageWindow,
                                       memoryGuard: MemoryGuard(sysfs: sysfs, procfs: procfs, reserveRatio: reserveRatio,
                                                                pressureThreshold: pressureThreshold))

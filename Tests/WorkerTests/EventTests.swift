@@ -47,6 +47,58 @@ import Glibc
         #expect(log.events(after: 0, limit: 0).isEmpty)
     }
 
+    /// Lines a crash, a disk error or a hand edit can leave: each is refused without trapping.
+    @Test(arguments: [
+        (#"{"id":-1,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"id\""),
+        (#"{"id":1e20,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"id\""),
+        (#"{"id":18446744073709551615,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"id\""),
+        (#"{"id":3,"time":"1970-01-01T00:00:00.000Z","node":99999999999999999999,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"node\""),
+        (#"{"id":3,"time":"1970-01-01T00:00:00.000Z","node":9223372036854775808,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"node\""),
+        (#"{"id":3,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":5.0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "\"offset\""),
+        (#"{"id":3,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":"0xzz","expected":null,"actual":null,"bits":0}"#, "\"phys_addr\""),
+        (#"{"id":3,"id":4,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poison","offset":0,"phys_addr":null,"expected":null,"actual":null,"bits":0}"#, "not JSON"),
+        (#"{"id":3,"time":"1970-01-01T00:00:00.000Z","node":0,"memory_type":"arena","kind":"poi"#, "not JSON"),
+        (#"[1,2]"#, "not a JSON object"),
+        (#"{"id":3}"#, "\"time\" is missing"),
+    ])
+    func damagedLinesAreRefused(line: String, reason: String) {
+        #expect(ScanEvent(jsonLine: line) == nil)
+        #expect { try ScanEvent.decode(jsonLine: line) } throws: { "\($0)".contains(reason) }
+    }
+
+    /// A damaged line is skipped and reported with its line number; the lines around it are
+    /// restored and ids continue after the highest one read back.
+    @Test func damagedLinesAreSkippedAtStart() throws {
+        let dir = temporaryDirectory()
+        let good = { (id: UInt64) in ScanEvent(id: id, time: 0, node: 0, memoryType: .arena, kind: .poison, offset: 0).jsonLine }
+        let text = [good(1), #"{"id":-1,"node":0}"#, "", good(5), good(2), String(good(6).prefix(40))].joined(separator: "\n")
+        let fd = open(dir + "/events.jsonl", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        #expect(fd >= 0)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        let log = try EventLog(directory: dir)
+        #expect(log.events().map(\.id) == [1, 5, 2])
+        #expect(log.nextID == 6)
+        #expect(log.skippedLines.map(\.line) == [2, 3, 6])
+        #expect(log.skippedLines[0].reason.contains("\"id\""))
+    }
+
+    /// Past the 1 MiB read back, line numbers still count from the start of the file.
+    @Test func lineNumbersCountTheWholeFile() throws {
+        let dir = temporaryDirectory()
+        let line = ScanEvent(id: 1, time: 0, node: 0, memoryType: .arena, kind: .poison, offset: 0).jsonLine
+        let count = EventLog.tailBytes / (line.utf8.count + 1) + 100
+        var text = String(repeating: line + "\n", count: count)
+        text += "damaged\n"
+        let fd = open(dir + "/events.jsonl", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        let log = try EventLog(directory: dir)
+        #expect(log.skippedLines == [EventLog.SkippedLine(line: count + 1, reason: log.skippedLines.first?.reason ?? "")])
+        #expect(log.events().count == EventLog.maxLimit)
+        #expect(log.nextID == 2)
+    }
+
     @Test func unwritableDirectoryIsAClearError() {
         #expect { try EventLog(directory: "/nonexistent-mcescan/state") } throws: { "\($0)".contains("/nonexistent-mcescan/state/events.jsonl") }
     }

@@ -1,5 +1,5 @@
 import Testing
-@testable import MetricsExporter
+@testable import ScanWorkers
 
 @Suite("Strict JSON")
 struct StrictJSONTests {

@@ -266,3 +266,25 @@ extension JSONValue {
         return .overflow
     }
 }
+
+extension JSONValue {
+    /// For `.number`: the value as an unsigned 64-bit integer when the literal is one exactly
+    /// (digits only: `-1`, `5.0`, `1e3` and anything over 2^64-1 are nil). Files we wrote hold
+    /// ids, offsets and counts this way; reading them through `Double` would round or trap.
+    public var unsignedInteger: UInt64? {
+        guard case .number(let text) = self, !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(text)
+    }
+
+    /// For `.object`: the value of `key` (objects from `StrictJSONParser` have unique keys).
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
+    /// For `.string`: the string.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+}
