@@ -107,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SecurityTests",
-            dependencies: ["MetricsExporter", "CCrypt"],
+            dependencies: ["MetricsExporter", "CCrypt", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -21,6 +21,9 @@
 /// - pool_size: worker threads of the internal thread pool (1 = no pool).
 /// - connection_limit / timeout_seconds: MHD_OPTION_CONNECTION_LIMIT / _CONNECTION_TIMEOUT.
 /// - memory_limit: per-connection memory pool, bounds the request header size.
+/// - per_ip_limit: MHD_OPTION_PER_IP_CONNECTION_LIMIT, connections one peer address may hold.
+/// - notify / notify_cls: MHD_OPTION_NOTIFY_CONNECTION, told when a connection is accepted and
+///   when it is closed (the header deadline is kept from these).
 /// - tls_key_pem / tls_cert_pem: NUL-terminated PEM strings, or NULL for plain HTTP.
 /// - tls_priorities: a GnuTLS priority string (MHD_OPTION_HTTPS_PRIORITIES), or NULL for libmicrohttpd's
 ///   default ("NORMAL", which on Debian 12 still offers TLS 1.0 and 1.1).
@@ -31,6 +34,7 @@ mcescan_mhd_start(unsigned int flags, int listen_fd,
                   MHD_RequestCompletedCallback completed, void *completed_cls,
                   unsigned int pool_size, unsigned int connection_limit,
                   unsigned int timeout_seconds, size_t memory_limit,
+                  unsigned int per_ip_limit, MHD_NotifyConnectionCallback notify, void *notify_cls,
                   const char *tls_key_pem, const char *tls_cert_pem, const char *tls_priorities) {
     if (tls_key_pem != NULL && tls_cert_pem != NULL) {
         if (tls_priorities == NULL) tls_priorities = "NORMAL";
@@ -41,6 +45,8 @@ mcescan_mhd_start(unsigned int flags, int listen_fd,
                                 MHD_OPTION_CONNECTION_LIMIT, connection_limit,
                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout_seconds,
                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_limit,
+                                MHD_OPTION_NOTIFY_CONNECTION, notify, notify_cls,
                                 MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
                                 MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
                                 MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
@@ -53,7 +59,16 @@ mcescan_mhd_start(unsigned int flags, int listen_fd,
                             MHD_OPTION_CONNECTION_LIMIT, connection_limit,
                             MHD_OPTION_CONNECTION_TIMEOUT, timeout_seconds,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory_limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_limit,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify, notify_cls,
                             MHD_OPTION_END);
+}
+
+/// The socket of a connection, or -1 when libmicrohttpd does not say.
+static inline int mcescan_mhd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info == NULL ? -1 : (int)info->connect_fd;
 }
 
 /// Number of connections the daemon currently holds (0 when it cannot tell).

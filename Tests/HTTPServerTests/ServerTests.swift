@@ -321,3 +321,38 @@ struct ListenAddressTests {
     }
 }
 
+
+@Suite("Slow and greedy peers")
+struct SlowPeerTests {
+    /// Every byte resets libmicrohttpd's idle timeout; the head deadline is absolute.
+    @Test("a peer trickling its request head is cut at the deadline")
+    func trickledHeadIsCut() throws {
+        let server = try makeServer { $0.connectionTimeoutSeconds = 2 }
+        defer { server.shutdown() }
+        let peer = try TricklingPeer(port: server.boundAddresses[0].port, prefix: Array("GET /metrics HTTP/1.1\r\nX-Slow: ".utf8),
+                                     interval: 0.3, maxSeconds: 8)
+        let closedAfter = try #require(peer.waitClosed())
+        #expect(closedAfter >= 1.5 && closedAfter < 4)
+        #expect(server.lateHeadConnections == 1)
+    }
+
+    @Test("a peer that fills its share of connections does not keep a scrape out")
+    func greedyPeerLeavesRoomForAScrape() throws {
+        let server = try makeServer { config in
+            config.maxConnections = 8
+            config.connectionTimeoutSeconds = 6
+        }
+        defer { server.shutdown() }
+        let port = server.boundAddresses[0].port
+        let peers = try (0..<8).map { _ in
+            try TricklingPeer(port: port, prefix: Array("GET / HTTP/1.1\r\nX: ".utf8), interval: 0.5, maxSeconds: 3)
+        }
+        usleep(300_000)
+        let t0 = TricklingPeer.now()
+        let response = try RawHTTPClient.request("GET", "/healthz", port: port)
+        #expect(response.status == 200)
+        #expect(TricklingPeer.now() - t0 < 1)
+        // The peer's connections beyond its share were refused at once.
+        #expect(peers.compactMap { $0.waitClosed() }.count == 6)
+    }
+}

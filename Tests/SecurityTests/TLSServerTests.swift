@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import TestSupport
 @testable import MetricsExporter
 
 #if canImport(Glibc)
@@ -19,12 +20,15 @@ struct OneCollector: Collector {
 @Suite("HTTPS and basic auth through libmicrohttpd", .serialized)
 struct TLSServerTests {
     /// `defaultPriorities`: hand libmicrohttpd no priority string (its own default), as a reference.
-    func start(_ yaml: String, defaultPriorities: Bool = false) throws -> (HTTPServer, UInt16, Fixtures) {
+    func start(_ yaml: String, defaultPriorities: Bool = false, timeoutSeconds: Int = 10,
+               maxConnections: Int = 40) throws -> (HTTPServer, UInt16, Fixtures) {
         let f = try Fixtures.get()
         let config = try WebConfig.parse(yaml.replacingOccurrences(of: "$HASH", with: f.aliceHash), file: "\(f.dir)/web.yml")
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         let registry = MetricsRegistry(collectors: [OneCollector()], logger: logger)
         var server = HTTPServerConfiguration(listenAddresses: [try ListenAddress(parsing: "127.0.0.1:0")])
+        server.connectionTimeoutSeconds = timeoutSeconds
+        server.maxConnections = maxConnections
         if let tls = config.tls {
             server.tls = .init(keyPEM: tls.keyPEM, certificatePEM: tls.certificatePEM,
                                priorities: defaultPriorities ? nil : tls.priorities)
@@ -38,6 +42,30 @@ struct TLSServerTests {
     func curl(_ arguments: String, port: UInt16, path: String = "/metrics", scheme: String = "https") throws -> String {
         let r = try shell("curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --resolve localhost:\(port):127.0.0.1 \(arguments) \(scheme)://localhost:\(port)\(path)")
         return String(r.output.suffix(3))
+    }
+
+    /// Handshakes trickled a byte at a time never complete a TLS record. One peer holding every
+    /// place it can still leaves room for a client from another address, and its connections are
+    /// cut by the deadline.
+    @Test("stalled TLS handshakes from one peer neither keep another client out nor last")
+    func stalledHandshakesAreBounded() throws {
+        let (server, port, f) = try start("""
+            tls_server_config:
+              cert_file: tls/cert.pem
+              key_file: tls/key.pem
+            """, timeoutSeconds: 3, maxConnections: 8)
+        defer { server.shutdown() }
+        // A TLS handshake record header announcing 512 bytes, then one byte at a time.
+        let peers = try (0..<8).map { _ in
+            try TricklingPeer(port: port, prefix: [0x16, 0x03, 0x01, 0x02, 0x00], interval: 0.3, maxSeconds: 8)
+        }
+        usleep(300_000)
+        let t0 = TricklingPeer.now()
+        #expect(try curl("--cacert \(f.dir)/tls/cert.pem", port: port) == "200")
+        #expect(TricklingPeer.now() - t0 < 2)
+        let closed = peers.compactMap { $0.waitClosed() }
+        #expect(closed.count == 8)
+        #expect(closed.allSatisfy { $0 < 5 })
     }
 
     @Test("curl --cacert with credentials gets 200; without 401; wrong password 401; plain HTTP fails")

@@ -17,8 +17,14 @@ public struct HTTPServerConfiguration: Sendable {
     public var listenAddresses: [ListenAddress]
     /// `--web.max-requests`: concurrent connections per listen address.
     public var maxConnections: Int = 40
-    /// Idle or slow connections are closed after this many seconds.
+    /// Idle connections are closed after this many seconds; a connection must also deliver each
+    /// request head (and, with TLS, finish its handshake) within this many seconds of being
+    /// accepted or of its previous request completing, however slowly it trickles bytes.
     public var connectionTimeoutSeconds: Int = 10
+    /// Connections one peer address may hold at once (nil: a quarter of `maxConnections`, at
+    /// least 2), so one misbehaving peer cannot take every place and a scrape from another
+    /// address still gets in.
+    public var perPeerConnectionLimit: Int?
     /// libmicrohttpd worker threads per listen address (default: the number of online CPUs).
     public var threadPoolSize: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Larger request bodies get 413 without being read.
@@ -59,14 +65,18 @@ public final class HTTPServer: Sendable {
     /// fails.
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws(HTTPServerError) {
         guard !configuration.listenAddresses.isEmpty else { throw HTTPServerError("no listen address given") }
-        let context = ServerContext(handler: handler, maxBody: configuration.maxBodyBytes)
+        let deadline = HeaderDeadline(seconds: Double(max(1, configuration.connectionTimeoutSeconds)))
+        try deadline.start()
+        let context = ServerContext(handler: handler, maxBody: configuration.maxBodyBytes, deadline: deadline)
         let pointer = Unmanaged.passRetained(context).toOpaque()
         var started: [OpaquePointer] = []
         var bound: [ListenAddress] = []
         func cleanUp() {
             for d in started { MHD_stop_daemon(d) }
+            deadline.stop()
             Unmanaged<ServerContext>.fromOpaque(pointer).release()
         }
+        let perPeer = configuration.perPeerConnectionLimit ?? max(2, configuration.maxConnections / 4)
         for address in configuration.listenAddresses {
             let socket: BoundSocket
             do {
@@ -83,7 +93,8 @@ public final class HTTPServer: Sendable {
                                           UInt32(max(1, configuration.threadPoolSize)),
                                           UInt32(max(1, configuration.maxConnections)),
                                           UInt32(max(1, configuration.connectionTimeoutSeconds)),
-                                          configuration.connectionMemoryBytes, key, cert, priorities)
+                                          configuration.connectionMemoryBytes, UInt32(max(1, perPeer)),
+                                          connectionNotify, pointer, key, cert, priorities)
                     }
                 }
             }
@@ -105,6 +116,9 @@ public final class HTTPServer: Sendable {
     /// Requests answered so far and requests being processed now (for tests and self metrics).
     public var inFlightRequests: Int { context.inFlight.load(ordering: .relaxed) }
 
+    /// Connections closed because they did not deliver a request head in time.
+    public var lateHeadConnections: Int { context.deadline.expiredConnections }
+
     /// Stops accepting connections, lets requests already being processed finish (up to
     /// `gracePeriod` seconds), then closes every connection. Idempotent.
     public func shutdown(gracePeriod: Double = 10) {
@@ -121,6 +135,7 @@ public final class HTTPServer: Sendable {
         }
         for d in list { MHD_stop_daemon(d) }
         daemons.withLock { $0 = [] }
+        context.deadline.stop()
         Unmanaged<ServerContext>.fromOpaque(contextPointer).release()
     }
 
@@ -140,10 +155,12 @@ final class ServerContext: Sendable {
     let maxBody: Int
     let inFlight = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
+    let deadline: HeaderDeadline
 
-    init(handler: any HTTPHandler, maxBody: Int) {
+    init(handler: any HTTPHandler, maxBody: Int, deadline: HeaderDeadline) {
         self.handler = handler
         self.maxBody = maxBody
+        self.deadline = deadline
     }
 }
 
@@ -165,6 +182,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
 
     guard let raw = conCls.pointee else {
         // First call for this request: headers are in, the body (if any) is not.
+        context.deadline.headArrived(connection)
         let state = RequestState()
         conCls.pointee = Unmanaged.passRetained(state).toOpaque()
         context.inFlight.wrappingAdd(1, ordering: .relaxed)
@@ -206,11 +224,14 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     return queue(connection, context.handler.handle(request))
 }
 
-private let requestCompleted: MHD_RequestCompletedCallback = { cls, _, conCls, _ in
+private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, conCls, _ in
     guard let cls, let conCls, let raw = conCls.pointee else { return }
     Unmanaged<RequestState>.fromOpaque(raw).release()
     conCls.pointee = nil
-    Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().inFlight.wrappingSubtract(1, ordering: .releasing)
+    let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
+    // A keep-alive connection owes its next request head from now on.
+    if let connection { context.deadline.requestDone(connection) }
+    context.inFlight.wrappingSubtract(1, ordering: .releasing)
 }
 
 private func tooLargeResponse(_ limit: Int) -> HTTPResponse {
