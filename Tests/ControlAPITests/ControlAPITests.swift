@@ -283,6 +283,9 @@ struct ControlAPITests {
         Bad(method: "POST", path: "/api/v1/nodes/9/scan", body: nil, status: 404, code: "unknown_node"),
         // methods
         Bad(method: "DELETE", path: "/api/v1/nodes/0", body: nil, status: 405, code: "method_not_allowed"),
+        Bad(method: "DELETE", path: "/api/v1/nodes/0", body: nil, contentType: nil, status: 405, code: "method_not_allowed", note: "no content type"),
+        Bad(method: "TRACE", path: "/api/v1/nodes/0", body: nil, contentType: nil, status: 405, code: "method_not_allowed", note: "no content type"),
+        Bad(method: "DELETE", path: "/api/v1/nodes", body: nil, contentType: nil, status: 405, code: "method_not_allowed", note: "no content type"),
         Bad(method: "POST", path: "/api/v1/nodes", body: "{\"type\":1}", status: 405, code: "method_not_allowed"),
         Bad(method: "GET", path: "/api/v1/nodes/0/scan", body: nil, status: 405, code: "method_not_allowed"),
         Bad(method: "PUT", path: "/api/v1/types", body: "{}", status: 405, code: "method_not_allowed"),

@@ -336,11 +336,13 @@ struct SlowPeerTests {
         #expect(server.lateHeadConnections == 1)
     }
 
+    /// Every test client is on loopback, so the limit is turned on for it here.
     @Test("a peer that fills its share of connections does not keep a scrape out")
     func greedyPeerLeavesRoomForAScrape() throws {
         let server = try makeServer { config in
             config.maxConnections = 8
             config.connectionTimeoutSeconds = 6
+            config.limitsLoopbackPeers = true
         }
         defer { server.shutdown() }
         let port = server.boundAddresses[0].port
@@ -354,5 +356,53 @@ struct SlowPeerTests {
         #expect(TricklingPeer.now() - t0 < 1)
         // The peer's connections beyond its share were refused at once.
         #expect(peers.compactMap { $0.waitClosed() }.count == 6)
+    }
+
+    @Test("loopback peers share one address and are not held to a share by default")
+    func loopbackPeersAreNotCapped() throws {
+        let server = try makeServer { config in
+            config.maxConnections = 8
+            config.connectionTimeoutSeconds = 6
+        }
+        defer { server.shutdown() }
+        let port = server.boundAddresses[0].port
+        let peers = try (0..<6).map { _ in
+            try TricklingPeer(port: port, prefix: Array("GET / HTTP/1.1\r\nX: ".utf8), interval: 0.5, maxSeconds: 2)
+        }
+        // None is refused: each trickles until it gives up by itself.
+        #expect(peers.compactMap { $0.waitClosed() }.isEmpty)
+    }
+}
+
+@Suite("Ambiguous requests")
+struct AmbiguousRequestTests {
+    static let cases: [(name: String, raw: String)] = [
+        ("encoded NUL in the path", "PATCH /echo%00/x HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+        ("encoded NUL cutting a path short", "GET /echo%00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        ("encoded NUL in a query value", "GET /echo?a=1%00 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        ("two Host headers", "GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
+        ("Content-Length headers that disagree", "POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\nContent-Length: 4\r\n\r\nabcd"),
+    ]
+
+    @Test("are refused with 400 in the JSON error shape before any route runs", arguments: cases)
+    func refused(_ c: (name: String, raw: String)) throws {
+        let server = try makeServer()
+        defer { server.shutdown() }
+        let r = try RawHTTPClient.parse(try RawHTTPClient.exchange(port: server.boundAddresses[0].port, raw: Array(c.raw.utf8)))
+        #expect(r.status == 400)
+        #expect(r.text.contains("\"code\":\"bad_request\""))
+        #expect(!r.text.contains("echo"))
+    }
+
+    @Test("other escapes still decode, and equal Content-Length headers are accepted")
+    func stillDecoded() throws {
+        let server = try makeServer()
+        defer { server.shutdown() }
+        let port = server.boundAddresses[0].port
+        let r = try RawHTTPClient.parse(try RawHTTPClient.exchange(port: port, raw: Array(
+            "POST /%65cho?a=%41%2b HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi".utf8)))
+        #expect(r.status == 200)
+        #expect(r.text.contains("path=/echo"))
+        #expect(r.text.contains("query a=A+"))
     }
 }

@@ -91,7 +91,10 @@ public final class AccessControl: HTTPHandler {
     /// else the 415 to send. Routes mounted outside `/api/` and `/mcescan/` that take a JSON body
     /// can call `requireJSON` themselves.
     public static func checkContentType(_ request: HTTPRequest) -> HTTPResponse? {
-        guard isMutation(request.method) else { return nil }
+        // Only the methods that carry a body are held to a content type. Any other mutation
+        // (DELETE, TRACE, …) has none to check, and a browser always preflights it, so the route
+        // answers it (405 where it does not apply).
+        guard ["POST", "PUT", "PATCH"].contains(request.method) else { return nil }
         if request.path.hasPrefix("/api/") { return requireJSON(request) }
         if request.path.hasPrefix("/mcescan/") {
             guard let type = request.header("Content-Type") else { return nil }

@@ -25,6 +25,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// least 2), so one misbehaving peer cannot take every place and a scrape from another
     /// address still gets in.
     public var perPeerConnectionLimit: Int?
+    /// Whether loopback peers count against `perPeerConnectionLimit` (by default they do not:
+    /// every local client shares one address).
+    public var limitsLoopbackPeers = false
     /// libmicrohttpd worker threads per listen address (default: the number of online CPUs).
     public var threadPoolSize: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     /// Larger request bodies get 413 without being read.
@@ -65,18 +68,20 @@ public final class HTTPServer: Sendable {
     /// fails.
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler) throws(HTTPServerError) {
         guard !configuration.listenAddresses.isEmpty else { throw HTTPServerError("no listen address given") }
-        let deadline = HeaderDeadline(seconds: Double(max(1, configuration.connectionTimeoutSeconds)))
-        try deadline.start()
-        let context = ServerContext(handler: handler, maxBody: configuration.maxBodyBytes, deadline: deadline)
+        let connections = ConnectionGuard(
+            seconds: Double(max(1, configuration.connectionTimeoutSeconds)),
+            perPeerLimit: configuration.perPeerConnectionLimit ?? max(2, configuration.maxConnections / 4),
+            limitsLoopback: configuration.limitsLoopbackPeers)
+        try connections.start()
+        let context = ServerContext(handler: handler, maxBody: configuration.maxBodyBytes, connections: connections)
         let pointer = Unmanaged.passRetained(context).toOpaque()
         var started: [OpaquePointer] = []
         var bound: [ListenAddress] = []
         func cleanUp() {
             for d in started { MHD_stop_daemon(d) }
-            deadline.stop()
+            connections.stop()
             Unmanaged<ServerContext>.fromOpaque(pointer).release()
         }
-        let perPeer = configuration.perPeerConnectionLimit ?? max(2, configuration.maxConnections / 4)
         for address in configuration.listenAddresses {
             let socket: BoundSocket
             do {
@@ -93,7 +98,7 @@ public final class HTTPServer: Sendable {
                                           UInt32(max(1, configuration.threadPoolSize)),
                                           UInt32(max(1, configuration.maxConnections)),
                                           UInt32(max(1, configuration.connectionTimeoutSeconds)),
-                                          configuration.connectionMemoryBytes, UInt32(max(1, perPeer)),
+                                          configuration.connectionMemoryBytes, admitConnection, pointer,
                                           connectionNotify, pointer, key, cert, priorities)
                     }
                 }
@@ -117,7 +122,7 @@ public final class HTTPServer: Sendable {
     public var inFlightRequests: Int { context.inFlight.load(ordering: .relaxed) }
 
     /// Connections closed because they did not deliver a request head in time.
-    public var lateHeadConnections: Int { context.deadline.expiredConnections }
+    public var lateHeadConnections: Int { context.connections.expiredConnections }
 
     /// Stops accepting connections, lets requests already being processed finish (up to
     /// `gracePeriod` seconds), then closes every connection. Idempotent.
@@ -135,7 +140,7 @@ public final class HTTPServer: Sendable {
         }
         for d in list { MHD_stop_daemon(d) }
         daemons.withLock { $0 = [] }
-        context.deadline.stop()
+        context.connections.stop()
         Unmanaged<ServerContext>.fromOpaque(contextPointer).release()
     }
 
@@ -155,12 +160,12 @@ final class ServerContext: Sendable {
     let maxBody: Int
     let inFlight = Atomic<Int>(0)
     let draining = Atomic<Bool>(false)
-    let deadline: HeaderDeadline
+    let connections: ConnectionGuard
 
-    init(handler: any HTTPHandler, maxBody: Int, deadline: HeaderDeadline) {
+    init(handler: any HTTPHandler, maxBody: Int, connections: ConnectionGuard) {
         self.handler = handler
         self.maxBody = maxBody
-        self.deadline = deadline
+        self.connections = connections
     }
 }
 
@@ -182,12 +187,16 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
 
     guard let raw = conCls.pointee else {
         // First call for this request: headers are in, the body (if any) is not.
-        context.deadline.headArrived(connection)
+        context.connections.headArrived(connection)
         let state = RequestState()
         conCls.pointee = Unmanaged.passRetained(state).toOpaque()
         context.inFlight.wrappingAdd(1, ordering: .relaxed)
         if context.draining.load(ordering: .acquiring) {
             return queue(connection, HTTPResponse.error(503, code: "shutting_down", message: "the exporter is shutting down"))
+        }
+        if let refusal = malformedRequest(connection, url: url) {
+            state.tooLarge = true   // ignore any body; the refusal is answered at once
+            return queue(connection, refusal)
         }
         if let lengthText = lookup(connection, .HEADER_KIND, "Content-Length"),
            let length = Int(lengthText), length > context.maxBody {
@@ -230,8 +239,27 @@ private let requestCompleted: MHD_RequestCompletedCallback = { cls, connection, 
     conCls.pointee = nil
     let context = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue()
     // A keep-alive connection owes its next request head from now on.
-    if let connection { context.deadline.requestDone(connection) }
+    if let connection { context.connections.requestDone(connection) }
     context.inFlight.wrappingSubtract(1, ordering: .releasing)
+}
+
+/// Requests whose meaning is ambiguous are refused before any route sees them (400): an encoded
+/// NUL in the path (left encoded by the unescape callback, so it cannot cut the path short), two
+/// `Host` headers, or `Content-Length` headers that disagree (peers could frame the body differently).
+private func malformedRequest(_ connection: OpaquePointer, url: UnsafePointer<CChar>?) -> HTTPResponse? {
+    let path = url.map { String(cString: $0) } ?? "/"
+    if path.contains("%00") || pairs(connection, .GET_ARGUMENT_KIND).contains(where: { $0.0.contains("%00") || ($0.1?.contains("%00") ?? false) }) {
+        return HTTPResponse.error(400, code: "bad_request", message: "the request target contains an encoded NUL byte (%00)")
+    }
+    let headers = pairs(connection, .HEADER_KIND)
+    if headers.filter({ $0.0.lowercased() == "host" }).count > 1 {
+        return HTTPResponse.error(400, code: "bad_request", message: "the request has more than one Host header")
+    }
+    let lengths = Set(headers.filter { $0.0.lowercased() == "content-length" }.map { ($0.1 ?? "").trimmingWhitespace() })
+    if lengths.count > 1 {
+        return HTTPResponse.error(400, code: "bad_request", message: "the request has Content-Length headers that disagree")
+    }
+    return nil
 }
 
 private func tooLargeResponse(_ limit: Int) -> HTTPResponse {
@@ -269,18 +297,24 @@ private func pairs(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [(Stri
     return withExtendedLifetime(collector) { collector.pairs }
 }
 
-private func peerAddress(_ connection: OpaquePointer) -> PeerAddress? {
+func peerAddress(_ connection: OpaquePointer) -> PeerAddress? {
     var storage = sockaddr_storage()
-    let length = mcescan_mhd_client_address(connection, &storage)
-    guard length > 0 else { return nil }
-    return withUnsafeBytes(of: storage) { raw -> PeerAddress? in
-        switch Int32(storage.ss_family) {
+    guard mcescan_mhd_client_address(connection, &storage) > 0 else { return nil }
+    return withUnsafePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { PeerAddress($0) }
+    }
+}
+
+extension PeerAddress {
+    /// The IP address of an AF_INET or AF_INET6 socket address; nil for any other family.
+    init?(_ address: UnsafePointer<sockaddr>) {
+        switch Int32(address.pointee.sa_family) {
         case AF_INET:
-            let sin = raw.load(as: sockaddr_in.self)
-            return PeerAddress(family: .ipv4, bytes: withUnsafeBytes(of: sin.sin_addr) { Array($0) })
+            let sin = UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in.self)
+            self.init(family: .ipv4, bytes: withUnsafeBytes(of: sin.sin_addr) { Array($0) })
         case AF_INET6:
-            let sin6 = raw.load(as: sockaddr_in6.self)
-            return PeerAddress(family: .ipv6, bytes: withUnsafeBytes(of: sin6.sin6_addr) { Array($0) })
+            let sin6 = UnsafeRawPointer(address).loadUnaligned(as: sockaddr_in6.self)
+            self.init(family: .ipv6, bytes: withUnsafeBytes(of: sin6.sin6_addr) { Array($0) })
         default:
             return nil
         }

@@ -35,7 +35,7 @@ public struct HTTPRequest: Sendable {
 }
 
 /// A peer's IP address, as the server saw it.
-public struct PeerAddress: Sendable, Equatable, CustomStringConvertible {
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
     public enum Family: Sendable { case ipv4, ipv6 }
     public var family: Family
     /// Network-order address bytes (4 or 16).

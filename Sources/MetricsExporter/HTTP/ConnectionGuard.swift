@@ -5,8 +5,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// Closes connections that have not delivered a whole request head within `seconds` of being
-/// accepted, or of their previous request completing (keep-alive), however many bytes they trickle.
+/// The server's table of open connections, which keeps two limits libmicrohttpd does not keep the
+/// way we need.
+///
+/// The head deadline: a connection that has not delivered a whole request head within `seconds`
+/// of being accepted, or of its previous request completing (keep-alive), is cut, however many
+/// bytes it trickles.
 ///
 /// libmicrohttpd's connection timeout is an idle timeout that every received byte resets, so a peer
 /// sending one header byte every few seconds (slowloris) would keep its connection, and its place
@@ -15,14 +19,25 @@ import Glibc
 /// file descriptor stays libmicrohttpd's, which sees end-of-stream and closes the connection itself,
 /// and a connection is removed from the table (its CLOSED notice) before libmicrohttpd closes its
 /// descriptor, so a descriptor number that was reused is never touched.
-final class HeaderDeadline: @unchecked Sendable {
+///
+/// The per-peer share: one peer address may hold at most `perPeerLimit` connections, so one
+/// misbehaving host cannot take every place and a scrape from another address still gets in.
+/// Loopback peers are left out unless `limitsLoopback`: every local client (Prometheus on the
+/// host, an authenticating proxy sidecar, an operator's curl) shares one loopback address, and
+/// capping them together would make them starve each other. The check runs before accept and the
+/// count is taken when the connection starts, so concurrent accepts on several threads may let a
+/// peer exceed its share by at most one connection per thread.
+final class ConnectionGuard: @unchecked Sendable {
     private struct Entry {
         var fd: Int32
+        var peer: PeerAddress?
         /// Since when the connection has owed a request head; nil while a request is being served.
         var owingSince: Double?
     }
 
     let seconds: Double
+    let perPeerLimit: Int
+    let limitsLoopback: Bool
     private var table: [UInt: Entry] = [:]   // guarded by `mutex`; key: the MHD_Connection pointer
     private var stopping = false              // guarded by `mutex`
     private var expired = 0                   // guarded by `mutex`
@@ -30,8 +45,10 @@ final class HeaderDeadline: @unchecked Sendable {
     private let wake = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var thread: pthread_t?
 
-    init(seconds: Double) {
+    init(seconds: Double, perPeerLimit: Int, limitsLoopback: Bool) {
         self.seconds = seconds
+        self.perPeerLimit = max(1, perPeerLimit)
+        self.limitsLoopback = limitsLoopback
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -55,13 +72,13 @@ final class HeaderDeadline: @unchecked Sendable {
         var tid = pthread_t()
         let box = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&tid, nil, { arg in
-            let me = Unmanaged<HeaderDeadline>.fromOpaque(arg!).takeRetainedValue()
+            let me = Unmanaged<ConnectionGuard>.fromOpaque(arg!).takeRetainedValue()
             me.run()
             return nil
         }, box)
         guard rc == 0 else {
-            Unmanaged<HeaderDeadline>.fromOpaque(box).release()
-            throw HTTPServerError("cannot start the header deadline thread: \(String(cString: strerror(rc)))")
+            Unmanaged<ConnectionGuard>.fromOpaque(box).release()
+            throw HTTPServerError("cannot start the connection guard thread: \(String(cString: strerror(rc)))")
         }
         thread = tid
     }
@@ -76,10 +93,17 @@ final class HeaderDeadline: @unchecked Sendable {
 
     // MARK: libmicrohttpd notifications (its threads)
 
+    /// Whether a connection from `peer` may be accepted now.
+    func admits(_ peer: PeerAddress) -> Bool {
+        if peer.isLoopback && !limitsLoopback { return true }
+        return locked { table.values.lazy.filter { $0.peer == peer }.count < perPeerLimit }
+    }
+
     func accepted(_ connection: OpaquePointer) {
         let fd = mcescan_mhd_connection_fd(connection)
         guard fd >= 0 else { return }
-        locked { table[key(connection)] = Entry(fd: fd, owingSince: monotonicSeconds()) }
+        let entry = Entry(fd: fd, peer: peerAddress(connection), owingSince: monotonicSeconds())
+        locked { table[key(connection)] = entry }
         pthread_cond_signal(wake)
     }
 
@@ -136,13 +160,19 @@ final class HeaderDeadline: @unchecked Sendable {
     }
 }
 
-/// libmicrohttpd's connection notifications, forwarded to the server's `HeaderDeadline`.
+/// libmicrohttpd's accept policy: refuses a peer that already holds its share of connections.
+let admitConnection: MHD_AcceptPolicyCallback = { cls, address, _ in
+    guard let cls, let address, let peer = PeerAddress(address) else { return .YES }
+    return Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().connections.admits(peer) ? .YES : .NO
+}
+
+/// libmicrohttpd's connection notifications, forwarded to the server's `ConnectionGuard`.
 let connectionNotify: MHD_NotifyConnectionCallback = { cls, connection, _, code in
     guard let cls, let connection else { return }
-    let deadline = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().deadline
+    let connections = Unmanaged<ServerContext>.fromOpaque(cls).takeUnretainedValue().connections
     if code.rawValue == 0 {   // MHD_CONNECTION_NOTIFY_STARTED (1 is _CLOSED)
-        deadline.accepted(connection)
+        connections.accepted(connection)
     } else {
-        deadline.closed(connection)
+        connections.closed(connection)
     }
 }
