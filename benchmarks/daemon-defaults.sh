@@ -14,7 +14,8 @@ bin=.build-bench-daemon/release/mcescan-exporter
 dir=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-"$bin" --web.listen-address 127.0.0.1:0 --state.dir "$dir/state" --scan.nodes 0 </dev/null >"$dir/out" 2>"$dir/log" &
+# --metrics.detail full: the bytes verified per type come from mcescan_scanned_bytes_total.
+"$bin" --web.listen-address 127.0.0.1:0 --state.dir "$dir/state" --scan.nodes 0 --metrics.detail full </dev/null >"$dir/out" 2>"$dir/log" &
 pid=$!
 port=
 for _ in $(seq 100); do

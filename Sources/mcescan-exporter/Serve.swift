@@ -45,6 +45,9 @@ struct Serve: ParsableCommand {
     @Flag(exclusivity: .chooseLast)
     var edacScrubCollector: EdacScrubSwitch = .on
 
+    @Option(name: .customLong("metrics.detail"), help: ArgumentHelp(MetricsDetail.flagHelp, valueName: "level"))
+    var metricsDetail: MetricsDetail = .default
+
     var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
 
     @Option(name: .customLong("scan.nodes"),
@@ -100,7 +103,7 @@ struct Serve: ParsableCommand {
         case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
         case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
-        case enableFaultInjection, enableKernelPoison
+        case enableFaultInjection, enableKernelPoison, metricsDetail
     }
 
     mutating func validate() throws {
@@ -165,7 +168,7 @@ struct Serve: ParsableCommand {
             let c = HwpoisonCensus(sysfs: sysfs, procfs: procfs, interval: hwpoisonIntervalSeconds, logger: logger)
             c.start()
             census = c
-            collectors.append(HwpoisonCollector(census: c))
+            collectors.append(HwpoisonCollector(census: c, detail: metricsDetail))
         }
         // EDAC scrub attributes can reach the device (CXL mailbox): sampled off the scrape path.
         var edacSampler: EdacScrubSampler?
@@ -189,7 +192,7 @@ struct Serve: ParsableCommand {
             edacSampler?.stop()
             throw ExitCode(2)
         }
-        collectors.append(ScannerCollector(engine: engine))
+        collectors.append(ScannerCollector(engine: engine, detail: metricsDetail))
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let api = ControlAPI(plane: plane, faultInjection: enableFaultInjection, kernelPoison: enableKernelPoison)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, extraRoutes: [api],

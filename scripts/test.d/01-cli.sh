@@ -23,6 +23,7 @@ check_usage --web.max-requests 0 "--web.max-requests: 0 is out of range (1-65535
 check_usage --web.max-requests abc "The value 'abc' is invalid for '--web.max-requests"
 check_usage --web.telemetry-path metrics "--web.telemetry-path: \"metrics\" must start with '/'"
 check_usage --web.telemetry-path /healthz "--web.telemetry-path"
+check_usage --metrics.detail verbose "The value 'verbose' is invalid for '--metrics.detail <level>'. Please provide one of 'basic' and 'full'"
 check_usage --bogus "Unknown option '--bogus'"
 
 # A port in use: exit 2 and a message naming the address.

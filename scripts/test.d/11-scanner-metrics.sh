@@ -24,8 +24,8 @@ start() {  # name, flags...; sets $port and appends to $pids
   cat "$dir/$name.log" >&2; fail "$name did not start"
 }
 
-# 1. One node, fast wakes, small arena.
-start live --scan.sleep-millisecs 50 --scan.arena-bytes 4MiB --scan.pages-to-scan 1024 --scan.nodes 0
+# 1. One node, fast wakes, small arena; every series (--metrics.detail full).
+start live --scan.sleep-millisecs 50 --scan.arena-bytes 4MiB --scan.pages-to-scan 1024 --scan.nodes 0 --metrics.detail full
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$port/metrics" > "$dir/m.txt"
   grep -qE '^mcescan_full_scans_total\{node="0"\} [1-9]' "$dir/m.txt" && break
@@ -59,6 +59,28 @@ fi
 [ -f "$dir/live-state/events.jsonl" ] || fail "events.jsonl not created"
 [ "$(stat -c %a "$dir/live-state")" = 700 ] || fail "state dir not 0700"
 kill -TERM "${pids[0]}"; wait "${pids[0]}" || fail "exit status $? after SIGTERM"
+
+# 1b. The same at the default detail (basic): the full-only families are gone, bit flips are
+# summed over memory_type, the wake histogram keeps only +Inf, _sum and _count.
+start basic --scan.sleep-millisecs 50 --scan.arena-bytes 4MiB --scan.pages-to-scan 1024 --scan.nodes 0
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$port/metrics" > "$dir/m.txt"
+  grep -qE '^mcescan_full_scans_total\{node="0"\} [1-9]' "$dir/m.txt" && break
+  sleep 0.1
+done
+promtool check metrics < "$dir/m.txt" || fail "promtool findings (basic)"
+for f in scanned_bytes_total region_locked_bytes region_misplaced_bytes memory_type_available config_memory_type_enabled; do
+  [ "$(count "mcescan_$f")" = 0 ] || fail "mcescan_$f exported at basic"
+done
+for f in scanned_pages_total corrupted_words_total poisoned_pages_total replaced_pages_total region_bytes; do
+  expect "mcescan_$f" 3
+done
+expect mcescan_bit_flips_total 2
+grep -qE '^mcescan_bit_flips_total\{direction="0to1",node="0"\} ' "$dir/m.txt" || fail "bit_flips_total at basic is not {direction,node}"
+[ "$(count mcescan_wake_duration_seconds_bucket)" = 1 ] && grep -q '^mcescan_wake_duration_seconds_bucket{node="0",le="+Inf"} ' "$dir/m.txt" \
+  || fail "wake_duration_seconds at basic: $(count mcescan_wake_duration_seconds_bucket) buckets, expected only +Inf"
+[ "$(count mcescan_wake_duration_seconds_count)" = 1 ] && [ "$(count mcescan_wake_duration_seconds_sum)" = 1 ] || fail "wake_duration_seconds _sum/_count at basic"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" || fail "exit status $? after SIGTERM (basic)"
 
 # 2. Fixture topology with nodes this host does not have: their workers fail, /healthz says so.
 start fixture --path.sysfs Tests/Fixtures/topology/three-node/sys --path.procfs Tests/Fixtures/topology/three-node/proc \

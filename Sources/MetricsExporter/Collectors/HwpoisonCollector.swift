@@ -8,7 +8,8 @@ import Glibc
 
 /// `mcescan_kernel_hwpoison_pages{node,page_type}`: a census of poisoned page frames per node,
 /// taken in the background by `HwpoisonCensus` (never at scrape time). A scrape shows the last
-/// complete census and when it finished.
+/// complete census and when it finished. At `--metrics.detail basic` only page types with a
+/// poisoned frame have a series (`MetricsDetail`).
 ///
 /// - No `/proc/kpageflags` or no memory blocks under `devices/system/memory`: no series,
 ///   `scrape_collector_success` 1.
@@ -19,9 +20,12 @@ public struct HwpoisonCollector: Collector {
     public let name = "hwpoison"
     /// The background census whose last outcome every scrape shows.
     public let census: HwpoisonCensus
+    /// Which page-type series a scrape shows.
+    public let detail: MetricsDetail
 
-    public init(census: HwpoisonCensus) {
+    public init(census: HwpoisonCensus, detail: MetricsDetail = .full) {
         self.census = census
+        self.detail = detail
     }
 
     /// Copies the last census outcome (never waits for a census, never reads a file).
@@ -32,12 +36,12 @@ public struct HwpoisonCollector: Collector {
         case .failed(let error):
             throw error
         case .complete(let result):
-            families.append(contentsOf: try Self.families(result))
+            families.append(contentsOf: try Self.families(result, detail: detail))
         }
     }
 
     /// The families for one census result (pure; also used by tests and benchmarks).
-    public static func families(_ result: HwpoisonCensusResult) throws -> [MetricFamily] {
+    public static func families(_ result: HwpoisonCensusResult, detail: MetricsDetail = .full) throws -> [MetricFamily] {
         var pages: [Metric] = []
         var examined: [Metric] = []
         pages.reserveCapacity(result.nodes.count * HwpoisonPageType.allCases.count)
@@ -52,7 +56,7 @@ public struct HwpoisonCollector: Collector {
             try MetricFamily(
                 name: "mcescan_kernel_hwpoison_pages",
                 help: "Page frames with the kernel's HWPOISON flag in the last complete census of /proc/kpageflags, by node and page type (derived from the other KPF flags).",
-                type: .gauge, metrics: pages),
+                type: .gauge, metrics: detail.fold(hwpoisonPages: pages)),
             try MetricFamily(
                 name: "mcescan_kernel_hwpoison_census_pages",
                 help: "Page frames of the node's memory blocks that the last complete hwpoison census examined.",

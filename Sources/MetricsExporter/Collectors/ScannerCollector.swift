@@ -4,13 +4,16 @@ import Synchronization
 /// The scanner families of SPEC §5, read from every node's lock-free `NodeCounters` and knobs:
 /// a scrape never waits for a worker. Every known label combination (node × memory_type ×
 /// direction/code/reason/state/kind) is exported from start, at 0 where nothing happened yet.
-/// `coverage_ratio` appears only where `/proc/self/pagemap` gives PFNs.
+/// `coverage_ratio` appears only where `/proc/self/pagemap` gives PFNs. `detail` folds what
+/// `--metrics.detail basic` leaves out (`MetricsDetail`).
 public struct ScannerCollector: Collector {
     public let name = "scanner"
     let engine: ScanEngine
+    let detail: MetricsDetail
 
-    public init(engine: ScanEngine) {
+    public init(engine: ScanEngine, detail: MetricsDetail = .full) {
         self.engine = engine
+        self.detail = detail
     }
 
     public func collect(into families: inout [MetricFamily]) throws {
@@ -68,7 +71,8 @@ public struct ScannerCollector: Collector {
                                                                            count: h.count, sum: h.sum)))
         }
         for d in Self.descriptors {
-            guard let metrics = d.perType ? perType[d.name] : perNode[d.name] else { continue }
+            guard let built = d.perType ? perType[d.name] : perNode[d.name],
+                  let metrics = detail.fold(scanner: d.name, built) else { continue }
             families.append(try MetricFamily(name: "mcescan_" + d.name, help: d.help, type: d.type, unit: d.unit, metrics: metrics))
         }
     }
