@@ -101,9 +101,15 @@ caps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 uid=61790
 install -d -m 0700 -o "$uid" -g "$uid" "$root/var/lib/mcescan-exporter"
+# MemoryDenyWriteExecute= as the kernel enforces it (PR_SET_MDWE, Linux 6.3+, kept across
+# execve): set by a host python3 that then execs the rest.
+mdwe=(python3 -c 'import ctypes, os, sys
+if ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) != 0: sys.exit("PR_SET_MDWE refused")
+os.execvp(sys.argv[1], sys.argv[1:])')
+"${mdwe[@]}" true 2>/dev/null || { say "this kernel has no PR_SET_MDWE: MemoryDenyWriteExecute= not emulated"; mdwe=(); }
 # A plain command, not a function: run in the background it is exec'd directly, so $! is the
-# daemon itself (chroot, env, setpriv and sh all exec).
-as_unit=(chroot "$root" env STATE_DIRECTORY=/var/lib/mcescan-exporter setpriv --reuid="$uid" --regid="$uid" --clear-groups
+# daemon itself (python3, chroot, env, setpriv and sh all exec).
+as_unit=("${mdwe[@]}" chroot "$root" env STATE_DIRECTORY=/var/lib/mcescan-exporter setpriv --reuid="$uid" --regid="$uid" --clear-groups
          --inh-caps="-all,$caps" --ambient-caps="$caps" --bounding-set="-all,$caps")
 "${as_unit[@]}" /bin/sh -c ". /etc/default/mcescan-exporter; exec $exec_start" </dev/null 2>"$work/daemon.log" &
 pid=$!
@@ -136,7 +142,7 @@ sys.exit(f"doctor: {bad}" if bad else 0)
 PY
 kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
 [ "$rc" = 0 ] || fail "SIGTERM: exit $rc"
-say "ran as UID $uid with caps ${caps//+/}: $(grep -vc '^#' "$work/metrics.txt") series, promtool clean, every collector successful (hwpoison census and coverage_ratio included), doctor mlock/pagemap/kpageflags ok, SIGTERM exit 0"
+say "ran as UID $uid with caps ${caps//+/}${mdwe:+ and PR_SET_MDWE}: $(grep -vc '^#' "$work/metrics.txt") series, promtool clean, every collector successful (hwpoison census and coverage_ratio included), doctor mlock/pagemap/kpageflags ok, SIGTERM exit 0"
 
 # 6. Remove keeps the conffile and the state; purge removes both; nothing else is left.
 in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q mcescan-exporter >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "apt-get remove"; }
