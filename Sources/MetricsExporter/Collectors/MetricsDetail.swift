@@ -17,7 +17,7 @@ public enum MetricsDetail: String, Sendable, CaseIterable {
     public static let `default`: MetricsDetail = .basic
 
     /// Scanner families (name without `mcescan_`) exported only at `full`:
-    /// `scanned_bytes_total` is `scanned_pages_total` times the page size; the placement and
+    /// `scanned_bytes_total` is `scanned_pages_total` times the type's page size; the placement and
     /// mlock shares of a region and the per-type availability and enable flags explain one
     /// host's set-up (the control API and `doctor` show them too), no fleet query reads them.
     static let fullOnlyScannerFamilies: Set<String> = [
