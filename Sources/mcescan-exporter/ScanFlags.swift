@@ -62,6 +62,9 @@ struct ScanFlags {
         let directory = ScanOptions.stateDirectory(flag: stateDir, environment: ScanOptions.processEnvironment())
         try ScanOptions.prepareStateDirectory(directory)
         let store = StateStore(directory: directory)
+        for stale in store.removeStaleTemporaries() {
+            logger.warning("removed a temporary state file left by a killed exporter", metadata: ["file": "\(stale)"])
+        }
         let loaded = try ControlPlane.loadState(store)
         let events = try EventLog(directory: directory)
         logger.info("state directory", metadata: ["dir": "\(directory)", "next_event_id": "\(events.nextID)"])

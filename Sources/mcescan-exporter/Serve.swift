@@ -7,7 +7,8 @@ import ScanWorkers
 import Glibc
 #endif
 
-/// `mcescan-exporter [serve]`: the daemon. Start order, signals and shutdown live here and only here.
+/// `mcescan-exporter [serve]`: the daemon. Start order and shutdown live here and only here (what
+/// each signal means: DaemonSignals).
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -134,14 +135,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let logger = common.makeLogger()
-        // Every thread started from here on inherits this mask, so SIGTERM and SIGINT are only
-        // ever taken by the sigwait below.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        signal(SIGPIPE, SIG_IGN)
+        var signals = DaemonSignals.block()
 
         // Before anything starts: a web config that cannot be used stops start-up (exit code 2).
         var webConfig = WebConfig()
@@ -220,9 +214,8 @@ struct Serve: ParsableCommand {
             "users": "\(webConfig.basicAuthUsers.count)", "web_config_file": "\(webConfigFile ?? "none")",
             "mutations": "\(webConfig.basicAuthUsers.isEmpty ? "loopback only" : "loopback or authenticated")"])
 
-        var received: Int32 = 0
-        while sigwait(&signals, &received) != 0 {}
-        logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        let received = DaemonSignals.waitForShutdown(&signals, logger: logger)
+        logger.info("shutting down", metadata: ["signal": "\(DaemonSignals.name(received))"])
         server.shutdown(gracePeriod: 10)
         engine.stop()
         census?.stop()
