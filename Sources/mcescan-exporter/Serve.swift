@@ -84,6 +84,10 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("Directory for knobs and events.jsonl, created 0700 (default: $STATE_DIRECTORY, else /var/lib/mcescan-exporter if writable, else $XDG_STATE_HOME/mcescan-exporter or ~/.local/state/mcescan-exporter).", valueName: "dir"))
     var stateDir: String?
 
+    @Option(name: .customLong("state.events-max-bytes"),
+            help: ArgumentHelp("Size at which events.jsonl is rotated to events.jsonl.1 (one rotated file is kept; 4KiB-1TiB).", valueName: "size"))
+    var eventsMaxBytes: String = Defaults.eventsMaxBytes
+
     @Flag(name: .customLong("control.enable-fault-injection"),
           help: "Enable POST /api/v1/nodes/{n}/inject (fire drills: real bit flips and SIGBUS in the exporter's own arena).")
     var enableFaultInjection = false
@@ -100,7 +104,7 @@ struct Serve: ParsableCommand {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
         case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
-        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
+        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir, eventsMaxBytes
         case enableFaultInjection, enableKernelPoison
     }
 
@@ -130,7 +134,7 @@ struct Serve: ParsableCommand {
         }
         scan = try ScanFlags(nodes: scanNodes, pagesToScan: pagesToScan, sleepMillis: sleepMillis, type: scanType,
                              arenaBytes: arenaBytes, freeReserveRatio: freeReserveRatio, pressureThreshold: pressureThreshold,
-                             coverageWindow: coverageWindow, stateDir: stateDir)
+                             coverageWindow: coverageWindow, stateDir: stateDir, eventsMaxBytes: eventsMaxBytes)
     }
 
     func run() throws {
@@ -233,4 +237,5 @@ enum Defaults {
     static let scanType = ScanConfig.typeNames(ScanConfig.defaultType).joined(separator: ",")
     static let arenaBytes = "\(WorkerSettings.defaultArenaBytes >> 20)MiB"
     static let coverageWindow = "\(Int(WorkerSettings.defaultCoverageWindow) / 3600)h"
+    static let eventsMaxBytes = "\(EventLog.defaultMaxBytes >> 20)MiB"
 }
