@@ -191,7 +191,7 @@ struct Serve: ParsableCommand {
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let api = ControlAPI(plane: plane, faultInjection: enableFaultInjection, kernelPoison: enableKernelPoison)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, extraRoutes: [api],
-                                      health: { engine.failedWorkers() }, surface: plane.surface)
+                                      health: { HealthReport(failed: engine.failedWorkers(), degraded: engine.degradations()) }, surface: plane.surface)
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests

@@ -133,6 +133,9 @@ public final class EventLog: Sendable {
     /// Appends and retries that failed to reach the disk.
     public var writeErrors: UInt64 { state.withLock { $0.file?.writeErrors ?? 0 } }
 
+    /// Why the last write failed (nil before any failure).
+    public var lastWriteError: String? { state.withLock { $0.file?.lastError } }
+
     /// Bytes of event lines waiting to be written (non-zero only while the disk refuses them).
     public var pendingBytes: Int { state.withLock { $0.file?.pending.count ?? 0 } }
 
