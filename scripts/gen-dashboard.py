@@ -84,9 +84,7 @@ def thresholds(*steps):
     return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
 
 
-def build():
-    L = Layout()
-
+def errors_row(L):
     L.row("Errors found")
     L.panel("stat", "Poisoned pages (range)",
             "Pages that raised SIGBUS BUS_MCEERR_AR/AO while scanned, plus injected poison, in the dashboard range.",
@@ -131,6 +129,8 @@ def build():
             [(f"sum by (instance, node, kind) (increase(mcescan_injected_faults_total{{{IN}}}[{RI}]))",
               "{{instance}} node {{node}} {{kind}}")])
 
+
+def scanner_row(L):
     L.row("Scanner")
     L.panel("timeseries", "Scan throughput",
             "Pages verified per second, per node and memory type (a 2 MiB huge page counts once).",
@@ -167,6 +167,8 @@ def build():
             "Wakes that scanned, per second.",
             [(f"sum by (instance, node) (rate(mcescan_wakeups_total{{{IN}}}[{RI}]))", "{{instance}} node {{node}}")], unit="wps")
 
+
+def kernel_row(L):
     L.row("Kernel")
     L.panel("timeseries", "Kernel memory_failure outcomes",
             "Raw poisoned pages the kernel's memory-failure handler dealt with, by result (nodeN/memory_failure/, Linux 6.3+).",
@@ -202,6 +204,8 @@ def build():
              (f"sum by (instance, controller) (increase(node_edac_uncorrectable_errors_total{{{I}}}[{RI}])) and on(instance) mcescan_exporter_build_info",
               "UE {{instance}} mc{{controller}}")], w=24)
 
+
+def exporter_row(L):
     L.row("Exporter")
     L.panel("timeseries", "Scrape health",
             "up of the exporter's targets (kept for an hour after the exporter was last seen), and each collector's last-scrape success (0: its source is unreadable or malformed).",
@@ -227,6 +231,28 @@ def build():
              (f"process_max_fds{{{I}}} {MCESCAN_JOB}", "max fds {{instance}}"),
              (f"process_threads{{{I}}} {MCESCAN_JOB}", "threads {{instance}}")], w=8)
 
+
+def variables():
+    return {"list": [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []},
+        {"name": "instance", "label": "Instance", "type": "query", "datasource": DS,
+         "query": {"query": "label_values(mcescan_exporter_build_info, instance)", "refId": "instance"},
+         "definition": "label_values(mcescan_exporter_build_info, instance)",
+         "multi": True, "includeAll": True, "allValue": ".+", "current": {}, "refresh": 2, "sort": 1,
+         "hide": 0, "regex": "", "options": []},
+        {"name": "node", "label": "NUMA node", "type": "query", "datasource": DS,
+         "query": {"query": 'label_values(mcescan_worker_state{instance=~"$instance"}, node)', "refId": "node"},
+         "definition": 'label_values(mcescan_worker_state{instance=~"$instance"}, node)',
+         "multi": True, "includeAll": True, "allValue": ".+", "current": {}, "refresh": 2, "sort": 3,
+         "hide": 0, "regex": "", "options": []},
+    ]}
+
+
+def build():
+    L = Layout()
+    for row in (errors_row, scanner_row, kernel_row, exporter_row):
+        row(L)
     return {
         "id": None,
         "uid": UID,
@@ -244,20 +270,7 @@ def build():
         "annotations": {"list": [{
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "templating": {"list": [
-            {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-             "current": {}, "hide": 0, "refresh": 1, "regex": "", "options": []},
-            {"name": "instance", "label": "Instance", "type": "query", "datasource": DS,
-             "query": {"query": "label_values(mcescan_exporter_build_info, instance)", "refId": "instance"},
-             "definition": "label_values(mcescan_exporter_build_info, instance)",
-             "multi": True, "includeAll": True, "allValue": ".+", "current": {}, "refresh": 2, "sort": 1,
-             "hide": 0, "regex": "", "options": []},
-            {"name": "node", "label": "NUMA node", "type": "query", "datasource": DS,
-             "query": {"query": 'label_values(mcescan_worker_state{instance=~"$instance"}, node)', "refId": "node"},
-             "definition": 'label_values(mcescan_worker_state{instance=~"$instance"}, node)',
-             "multi": True, "includeAll": True, "allValue": ".+", "current": {}, "refresh": 2, "sort": 3,
-             "hide": 0, "regex": "", "options": []},
-        ]},
+        "templating": variables(),
         "panels": L.panels,
     }
 
