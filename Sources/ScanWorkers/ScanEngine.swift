@@ -158,6 +158,14 @@ public final class ScanEngine: Sendable {
         for h in nodes { h.worker.stopAndJoin() }
     }
 
+    /// What keeps the engine from its guarantees while it still scans, one line each, for
+    /// `/healthz`: found errors that have not reached `events.jsonl` yet.
+    public func degradations() -> [String] {
+        let pending = events.pendingBytes
+        guard pending > 0 else { return [] }
+        return ["events.jsonl: \(pending) bytes of found errors not written yet (\(events.lastWriteError ?? "write failed")); they are retried"]
+    }
+
     /// Failed workers, one line each (`node 1: …`), for `/healthz`.
     public func failedWorkers() -> [String] {
         nodes.compactMap { h in

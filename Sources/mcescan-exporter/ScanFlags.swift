@@ -12,6 +12,7 @@ struct ScanFlags {
     var pressureThreshold = MemoryGuard.defaultPressureThreshold
     var coverageWindow = WorkerSettings.defaultCoverageWindow
     var stateDir: String?
+    var eventsMaxBytes = EventLog.defaultMaxBytes
 
     init() {
         initial = (try? ScanConfig()) ?? { fatalError("the default knobs are valid") }()
@@ -19,7 +20,7 @@ struct ScanFlags {
 
     /// Validates every flag; each error names the flag and the accepted range.
     init(nodes: String?, pagesToScan: Int, sleepMillis: Int, type: String, arenaBytes: String, freeReserveRatio: Double,
-         pressureThreshold: Double, coverageWindow: String, stateDir: String?) throws(ValidationError) {
+         pressureThreshold: Double, coverageWindow: String, stateDir: String?, eventsMaxBytes: String) throws(ValidationError) {
         func fail(_ flag: String, _ message: String) -> ValidationError { ValidationError("--\(flag): \(message)") }
         if let nodes {
             do { self.nodes = try ScanOptions.parseNodes(nodes) } catch { throw fail("scan.nodes", error.message) }
@@ -44,6 +45,7 @@ struct ScanFlags {
         do { self.coverageWindow = try ScanOptions.parseDuration(coverageWindow) } catch { throw fail("scan.coverage-window", error.message) }
         if let stateDir, stateDir.isEmpty { throw fail("state.dir", "must not be empty") }
         self.stateDir = stateDir
+        do { self.eventsMaxBytes = try ScanOptions.parseBytes(eventsMaxBytes) } catch { throw fail("state.events-max-bytes", error.message) }
     }
 
     /// Builds the engine: topology (libnuma for the live /sys, else the sysfs tree), the libnuma
@@ -62,9 +64,25 @@ struct ScanFlags {
         let directory = ScanOptions.stateDirectory(flag: stateDir, environment: ScanOptions.processEnvironment())
         try ScanOptions.prepareStateDirectory(directory)
         let store = StateStore(directory: directory)
+        for stale in store.removeStaleTemporaries() {
+            logger.warning("removed a temporary state file left by a killed exporter", metadata: ["file": "\(stale)"])
+        }
         let loaded = try ControlPlane.loadState(store)
-        let events = try EventLog(directory: directory)
+        let eventLogger = logger
+        let events = try EventLog(directory: directory, maxBytes: eventsMaxBytes) { problem in
+            switch problem {
+            case .writeFailed(let reason, let pending):
+                eventLogger.error("events.jsonl: cannot write found errors; they are counted and kept in memory, and retried", metadata: [
+                    "err": "\(reason)", "pending_bytes": "\(pending)"])
+            case .recovered:
+                eventLogger.info("events.jsonl: queued events written")
+            }
+        }
         logger.info("state directory", metadata: ["dir": "\(directory)", "next_event_id": "\(events.nextID)"])
+        if events.tornTailBytes > 0 {
+            logger.warning("events.jsonl: torn last line (a crash during a write) cut off", metadata: [
+                "file": "\(events.path ?? "")", "bytes": "\(events.tornTailBytes)"])
+        }
         for skipped in events.skippedLines {
             logger.warning("events.jsonl: damaged line skipped", metadata: [
                 "file": "\(events.path ?? "")", "line": "\(skipped.line)", "err": "\(skipped.reason)"])

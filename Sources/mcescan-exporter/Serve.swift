@@ -7,7 +7,8 @@ import ScanWorkers
 import Glibc
 #endif
 
-/// `mcescan-exporter [serve]`: the daemon. Start order, signals and shutdown live here and only here.
+/// `mcescan-exporter [serve]`: the daemon. Start order and shutdown live here and only here (what
+/// each signal means: DaemonSignals).
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -86,6 +87,10 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("Directory for knobs and events.jsonl, created 0700 (default: $STATE_DIRECTORY, else /var/lib/mcescan-exporter if writable, else $XDG_STATE_HOME/mcescan-exporter or ~/.local/state/mcescan-exporter).", valueName: "dir"))
     var stateDir: String?
 
+    @Option(name: .customLong("state.events-max-bytes"),
+            help: ArgumentHelp("Size at which events.jsonl is rotated to events.jsonl.1 (one rotated file is kept; 4KiB-1TiB).", valueName: "size"))
+    var eventsMaxBytes: String = Defaults.eventsMaxBytes
+
     @Flag(name: .customLong("control.enable-fault-injection"),
           help: "Enable POST /api/v1/nodes/{n}/inject (fire drills: real bit flips and SIGBUS in the exporter's own arena).")
     var enableFaultInjection = false
@@ -102,7 +107,7 @@ struct Serve: ParsableCommand {
         case common, listenAddresses, telemetryPath, maxRequests, processCollector
         case webConfigFile
         case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
-        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir
+        case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir, eventsMaxBytes
         case enableFaultInjection, enableKernelPoison, metricsDetail
     }
 
@@ -132,19 +137,12 @@ struct Serve: ParsableCommand {
         }
         scan = try ScanFlags(nodes: scanNodes, pagesToScan: pagesToScan, sleepMillis: sleepMillis, type: scanType,
                              arenaBytes: arenaBytes, freeReserveRatio: freeReserveRatio, pressureThreshold: pressureThreshold,
-                             coverageWindow: coverageWindow, stateDir: stateDir)
+                             coverageWindow: coverageWindow, stateDir: stateDir, eventsMaxBytes: eventsMaxBytes)
     }
 
     func run() throws {
         let logger = common.makeLogger()
-        // Every thread started from here on inherits this mask, so SIGTERM and SIGINT are only
-        // ever taken by the sigwait below.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        signal(SIGPIPE, SIG_IGN)
+        var signals = DaemonSignals.block()
 
         // Before anything starts: a web config that cannot be used stops start-up (exit code 2).
         var webConfig = WebConfig()
@@ -196,7 +194,7 @@ struct Serve: ParsableCommand {
         let registry = MetricsRegistry(collectors: collectors, logger: logger)
         let api = ControlAPI(plane: plane, faultInjection: enableFaultInjection, kernelPoison: enableKernelPoison)
         let handler = ExporterHandler(registry: registry, telemetryPath: telemetryPath, extraRoutes: [api],
-                                      health: { engine.failedWorkers() }, surface: plane.surface)
+                                      health: { HealthReport(failed: engine.failedWorkers(), degraded: engine.degradations()) }, surface: plane.surface)
 
         var config = HTTPServerConfiguration(listenAddresses: parsedAddresses)
         config.maxConnections = maxRequests
@@ -223,9 +221,8 @@ struct Serve: ParsableCommand {
             "users": "\(webConfig.basicAuthUsers.count)", "web_config_file": "\(webConfigFile ?? "none")",
             "mutations": "\(webConfig.basicAuthUsers.isEmpty ? "loopback only" : "loopback or authenticated")"])
 
-        var received: Int32 = 0
-        while sigwait(&signals, &received) != 0 {}
-        logger.info("shutting down", metadata: ["signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        let received = DaemonSignals.waitForShutdown(&signals, logger: logger)
+        logger.info("shutting down", metadata: ["signal": "\(DaemonSignals.name(received))"])
         server.shutdown(gracePeriod: 10)
         engine.stop()
         census?.stop()
@@ -243,4 +240,5 @@ enum Defaults {
     static let scanType = ScanConfig.typeNames(ScanConfig.defaultType).joined(separator: ",")
     static let arenaBytes = "\(WorkerSettings.defaultArenaBytes >> 20)MiB"
     static let coverageWindow = "\(Int(WorkerSettings.defaultCoverageWindow) / 3600)h"
+    static let eventsMaxBytes = "\(EventLog.defaultMaxBytes >> 20)MiB"
 }

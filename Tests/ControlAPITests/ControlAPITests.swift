@@ -14,10 +14,13 @@ final class FakeSurface: ControlSurface {
     let controls: [Int: NodeControl]
     let injected = Mutex<[InjectRequest]>([])
     let injectError: ControlError?
+    /// The events kept: ids `eventIDs`.
+    let eventIDs: [Int]
 
-    init(nodes: [Int] = [0, 1], injectError: ControlError? = nil) {
+    init(nodes: [Int] = [0, 1], injectError: ControlError? = nil, eventIDs: [Int] = Array(1...5)) {
         controls = Dictionary(uniqueKeysWithValues: nodes.map { ($0, NodeControl(node: $0, initial: try! ScanConfig())) })
         self.injectError = injectError
+        self.eventIDs = eventIDs
     }
 
     var nodes: [Int] { controls.keys.sorted() }
@@ -29,7 +32,7 @@ final class FakeSurface: ControlSurface {
                           lastFullScan: 1_795_000_000)
     }
     func events(after: UInt64, limit: Int) -> [ScanEvent] {
-        let all = (1...5).map { ScanEvent(id: UInt64($0), time: 1_795_000_000 + Double($0), node: 0, memoryType: .arena,
+        let all = eventIDs.map { ScanEvent(id: UInt64($0), time: 1_795_000_000 + Double($0), node: 0, memoryType: .arena,
                                           kind: .corruption, offset: UInt64($0 * 64), expected: 0xff, actual: 0xfe, bits: 1) }
         return Array(all.filter { $0.id > after }.prefix(limit))
     }
@@ -151,9 +154,23 @@ struct ControlAPITests {
         #expect(r.text.hasPrefix("{\"events\":[{\"id\":3,"))
         #expect(r.text.contains("{\"id\":4,"))
         #expect(!r.text.contains("{\"id\":5,"))
-        #expect(r.text.hasSuffix(",\"next_after\":4}\n"))
+        #expect(r.text.hasSuffix(",\"next_after\":4,\"oldest_id\":1,\"truncated\":false}\n"))
         let none = try f.send("GET", "/api/v1/events?after=99")
-        #expect(none.text == "{\"events\":[],\"next_after\":99}\n")
+        #expect(none.text == "{\"events\":[],\"next_after\":99,\"oldest_id\":1,\"truncated\":false}\n")
+    }
+
+    @Test("events: a reader behind the oldest event kept is told so")
+    func eventsTruncated() throws {
+        let f = try APIFixture(surface: FakeSurface(eventIDs: [40, 41, 42]))
+        defer { f.close() }
+        let behind = try f.send("GET", "/api/v1/events?after=10")
+        #expect(behind.text.hasPrefix("{\"events\":[{\"id\":40,"))
+        #expect(behind.text.hasSuffix(",\"next_after\":42,\"oldest_id\":40,\"truncated\":true}\n"))
+        let current = try f.send("GET", "/api/v1/events?after=39")
+        #expect(current.text.hasSuffix(",\"next_after\":42,\"oldest_id\":40,\"truncated\":false}\n"))
+        let empty = try APIFixture(surface: FakeSurface(eventIDs: []))
+        defer { empty.close() }
+        #expect(try empty.send("GET", "/api/v1/events").text == "{\"events\":[],\"next_after\":0,\"oldest_id\":null,\"truncated\":false}\n")
     }
 
     @Test("inject: 202 with offsets; kernel poison needs its own flag")

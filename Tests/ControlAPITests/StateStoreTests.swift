@@ -67,4 +67,41 @@ struct StateStoreTests {
         mkdir(dir + "/state.json", 0o700)
         #expect(throws: StateFileError.self) { _ = try StateStore(directory: dir).load() }
     }
+
+    /// A full file system: a tiny tmpfs whose space is taken before the save.
+    @Test("a write that fails names the file and says the previous state is kept, not the start-up remedy")
+    func fullDisk() throws {
+        let dir = makeTempDir()
+        defer { _ = system("umount \(dir) 2>/dev/null; rm -rf \(dir)") }
+        try #require(system("mount -t tmpfs -o size=16k tmpfs \(dir)") == 0, "needs root to mount a tmpfs")
+        let store = StateStore(directory: dir)
+        let before = [0: PersistedKnobs(pagesToScan: 1, sleepMillis: 2, type: 1)]
+        try store.save(before)
+        _ = system("dd if=/dev/zero of=\(dir)/fill bs=4k count=64 2>/dev/null")
+        #expect {
+            try store.save([0: PersistedKnobs(pagesToScan: 99, sleepMillis: 2, type: 1)])
+        } throws: { error in
+            guard let e = error as? StateFileError else { return false }
+            let text = e.description
+            return e.operation == .write && text.contains(store.path) && text.contains("No space left on device")
+                && text.contains("still holds the previous state") && !text.contains("move it away")
+        }
+        #expect(try store.load() == before)
+        #expect(access(store.path + ".tmp.\(getpid())", F_OK) != 0)
+    }
+
+    @Test("temporary files of a killed writer are removed at start; a live writer's are kept")
+    func staleTemporaries() throws {
+        let dir = makeTempDir()
+        defer { _ = system("rm -rf \(dir)") }
+        // 4194305 is above the largest pid_max, so no process has it; pid 1 is always alive.
+        for name in ["state.json.tmp.4194305", "state.json.tmp.\(getpid())", "state.json.tmp.1", "state.json.tmp.x", "other.tmp.4194305"] {
+            writeFile("\(dir)/\(name)", "{")
+        }
+        let removed = StateStore(directory: dir).removeStaleTemporaries()
+        #expect(Set(removed) == ["\(dir)/state.json.tmp.4194305", "\(dir)/state.json.tmp.\(getpid())"])
+        #expect(access("\(dir)/state.json.tmp.1", F_OK) == 0)
+        #expect(access("\(dir)/state.json.tmp.x", F_OK) == 0)
+        #expect(access("\(dir)/other.tmp.4194305", F_OK) == 0)
+    }
 }

@@ -406,3 +406,19 @@ struct AmbiguousRequestTests {
         #expect(r.text.contains("query a=A+"))
     }
 }
+
+@Suite("Health report")
+struct HealthReportTests {
+    @Test("ok; degraded is 200 with the problems; a failed worker is 503 and wins")
+    func statuses() {
+        let ok = HealthReport().response
+        #expect(ok.status == 200 && String(decoding: ok.body, as: UTF8.self) == "{\"status\":\"ok\"}\n")
+        let degraded = HealthReport(degraded: ["events.jsonl: 120 bytes \"queued\""]).response
+        #expect(degraded.status == 200)
+        #expect(String(decoding: degraded.body, as: UTF8.self) == "{\"status\":\"degraded\",\"problems\":[\"events.jsonl: 120 bytes \\\"queued\\\"\"]}\n")
+        let failed = HealthReport(failed: ["node 1: cannot pin"], degraded: ["x"]).response
+        #expect(failed.status == 503)
+        #expect(String(decoding: failed.body, as: UTF8.self).contains("\"code\":\"worker_failed\""))
+        #expect(String(decoding: failed.body, as: UTF8.self).contains("node 1: cannot pin"))
+    }
+}

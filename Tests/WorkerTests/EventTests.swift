@@ -67,7 +67,8 @@ import Glibc
     }
 
     /// A damaged line is skipped and reported with its line number; the lines around it are
-    /// restored and ids continue after the highest one read back.
+    /// restored and ids continue after the highest one read back. A torn last line (no newline:
+    /// a crash during an append) is cut off, so the next event starts a line of its own.
     @Test func damagedLinesAreSkippedAtStart() throws {
         let dir = temporaryDirectory()
         let good = { (id: UInt64) in ScanEvent(id: id, time: 0, node: 0, memoryType: .arena, kind: .poison, offset: 0).jsonLine }
@@ -79,8 +80,13 @@ import Glibc
         let log = try EventLog(directory: dir)
         #expect(log.events().map(\.id) == [1, 5, 2])
         #expect(log.nextID == 6)
-        #expect(log.skippedLines.map(\.line) == [2, 3, 6])
+        #expect(log.skippedLines.map(\.line) == [2, 3])
         #expect(log.skippedLines[0].reason.contains("\"id\""))
+        #expect(log.tornTailBytes == 40)
+        log.append([sample])
+        let lines = try ProcFS(root: dir).readString("events.jsonl").split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == 7)   // five lines kept, the new one, the empty string after the last newline
+        #expect(ScanEvent(jsonLine: lines[5])?.id == 6)
     }
 
     /// Past the 1 MiB read back, line numbers still count from the start of the file.
@@ -107,5 +113,51 @@ import Glibc
     func timeRoundTrips(t: Double) throws {
         let back = try #require(parseRFC3339(formatRFC3339(t)))
         #expect(abs(back - t) < 0.001)
+    }
+
+    /// A full file system: a tiny tmpfs, filled before the appends.
+    @Test func eventsFoundWhileTheDiskIsFullAreQueuedAndWrittenLater() throws {
+        let dir = temporaryDirectory()
+        defer { _ = system("umount \(dir) 2>/dev/null") }
+        try #require(system("mount -t tmpfs -o size=64k tmpfs \(dir)") == 0, "needs root to mount a tmpfs")
+        let problems = Locked<[EventLogProblem]>([])
+        let log = try EventLog(directory: dir) { p in problems.withLock { $0.append(p) } }
+        _ = system("dd if=/dev/zero of=\(dir)/fill bs=4k count=64 2>/dev/null")
+        log.append([sample])
+        let stamped = log.append([sample, sample])
+        #expect(stamped.map(\.id) == [2, 3])
+        #expect(log.events().map(\.id) == [1, 2, 3])   // reported, though not yet durable
+        #expect(log.writeErrors >= 1)
+        #expect(log.pendingBytes > 0)
+        log.append([sample])
+        #expect(!log.retryPending())
+        guard case .writeFailed(let reason, _)? = problems.withLock({ $0.first }) else { Issue.record("no failure reported"); return }
+        #expect(reason.contains("No space left on device"))
+        #expect(problems.withLock { $0.count } == 1)   // one report per failure streak
+        _ = system("rm \(dir)/fill")
+        #expect(log.retryPending())
+        #expect(log.pendingBytes == 0)
+        #expect(problems.withLock { $0.last } == .recovered)
+        let ids = try ProcFS(root: dir).readString("events.jsonl").split(separator: "\n").compactMap { ScanEvent(jsonLine: $0)?.id }
+        #expect(ids == [1, 2, 3, 4])
+    }
+
+    @Test func theFileIsRotatedBySizeAndIdsSurviveTheRotation() throws {
+        let dir = temporaryDirectory()
+        let lineBytes = sample.jsonLine.utf8.count + 1
+        do {
+            let log = try EventLog(directory: dir, maxBytes: 4096)
+            for _ in 0..<(3 * 4096 / lineBytes) { log.append([sample]) }
+        }
+        var st = stat()
+        #expect(stat(dir + "/events.jsonl", &st) == 0 && st.st_size <= 4096)
+        #expect(stat(dir + "/events.jsonl.1", &st) == 0 && st.st_size <= 4096 && st.st_mode & 0o777 == 0o600)
+        #expect(access(dir + "/events.jsonl.2", F_OK) != 0)   // one rotated file is kept
+        let current = try ProcFS(root: dir).readString("events.jsonl").split(separator: "\n").compactMap { ScanEvent(jsonLine: $0)?.id }
+        let rotated = try ProcFS(root: dir).readString("events.jsonl.1").split(separator: "\n").compactMap { ScanEvent(jsonLine: $0)?.id }
+        #expect(rotated.last! + 1 == current.first!)   // no event lost at the boundary
+        let again = try EventLog(directory: dir, maxBytes: 4096)
+        #expect(again.nextID == current.last! + 1)
+        #expect(again.events(after: 0).first?.id == rotated.first)
     }
 }

@@ -78,5 +78,27 @@ for bad in truncate garbage wrongtype; do
   cp "$dir/good.json" "$state/state.json"
 done
 
+# A temporary state file left by a killed writer is removed (and said) at start; HUP, USR1 and
+# USR2 are logged and ignored; TERM stops the daemon with its name in the log.
+printf '{' >"$state/state.json.tmp.4194305"
+start || { cat "$dir/log"; fail "start with a stale temporary"; }
+if [ ! -e "$state/state.json.tmp.4194305" ] && grep -q "removed a temporary state file" "$dir/log"; then
+  echo "ok   stale state.json.tmp.PID removed at start, logged"
+else
+  fail "stale temporary state file not cleaned"
+fi
+for sig in HUP USR1 USR2; do
+  kill -s "$sig" "$pid"; sleep 0.3
+  if kill -0 "$pid" 2>/dev/null && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")" = 200 ] \
+     && grep -q "msg=\"signal ignored\".* signal=SIG$sig" "$dir/log"; then
+    echo "ok   SIG$sig logged and ignored"
+  else
+    fail "SIG$sig: daemon gone or not logged"; tail -3 "$dir/log"
+  fi
+done
+kill -s TERM "$pid"; wait "$pid"; rc=$?; pid=""
+grep -q "msg=\"shutting down\" signal=SIGTERM" "$dir/log" && [ "$rc" = 0 ] \
+  && echo "ok   SIGTERM: logged, exit 0" || { fail "SIGTERM: rc $rc"; tail -3 "$dir/log"; }
+
 [ "$fails" = 0 ] || { echo "durability: $fails failures"; exit 1; }
 echo "durability: all checks passed"

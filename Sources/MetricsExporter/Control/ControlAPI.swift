@@ -231,7 +231,12 @@ public final class ControlAPI: HTTPRoute {
         let events = surface.events(after: after, limit: limit)
         let lines = events.map { $0.jsonLine.trimmingCharacters(in: "\n") }
         let next = events.last?.id ?? after
-        return json(200, "{\"events\":[" + lines.joined(separator: ",") + "],\"next_after\":\(next)}")
+        // Only the newest events are kept in memory: a reader that fell behind is told that
+        // events between `after` and the oldest one kept are in events.jsonl only.
+        let oldest = surface.events(after: 0, limit: 1).first?.id
+        let truncated = oldest.map { after + 1 < $0 } ?? false
+        return json(200, "{\"events\":[" + lines.joined(separator: ",") + "],\"next_after\":\(next)," +
+                    "\"oldest_id\":\(oldest.map(String.init) ?? "null"),\"truncated\":\(truncated)}")
     }
 
     // MARK: - sysfs-shaped view

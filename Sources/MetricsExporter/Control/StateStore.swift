@@ -17,14 +17,34 @@ public struct PersistedKnobs: Sendable, Equatable {
     }
 }
 
-/// Why the state file cannot be used. Start-up stops with this message: it names the file, the
-/// problem and the fix, and the file is never overwritten.
+/// Why the state file cannot be used (read at start-up) or was not written (a knob change).
+/// Each message names the file, the problem and the fix for that case.
 public struct StateFileError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Operation: Sendable, Equatable {
+        /// Start-up stops; the file is never overwritten.
+        case read
+        /// The change is refused; the file still holds the previous state.
+        case write
+    }
     public var path: String
     public var problem: String
+    public var operation: Operation = .read
+
+    public init(path: String, problem: String, operation: Operation = .read) {
+        self.path = path
+        self.problem = problem
+        self.operation = operation
+    }
+
     public var description: String {
-        "state file \(path): \(problem). Fix the file, or move it away to start from the command-line knobs " +
-        "(the exporter never overwrites a state file it cannot read)"
+        switch operation {
+        case .read:
+            return "state file \(path): \(problem). Fix the file, or move it away to start from the command-line knobs " +
+                "(the exporter never overwrites a state file it cannot read)"
+        case .write:
+            return "state file \(path) was not written: \(problem). It still holds the previous state; " +
+                "free space in its directory (or fix its permissions) and retry"
+        }
     }
 }
 
@@ -123,7 +143,24 @@ public final class StateStore: Sendable {
         let outcome: String? = lock.withLock { _ in
             AtomicFile.write(Array(text.utf8), to: path, mode: 0o600)
         }
-        if let outcome { throw StateFileError(path: path, problem: outcome) }
+        if let outcome { throw StateFileError(path: path, problem: outcome, operation: .write) }
+    }
+
+    /// Removes the temporary files a killed writer left behind (`state.json.tmp.PID` whose process
+    /// is gone, or is this one: call it before the first save); returns their paths. Another live
+    /// process's file is left alone.
+    public func removeStaleTemporaries() -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        let prefix = "state.json.tmp."
+        var removed: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasPrefix(prefix), let pid = Int32(name.dropFirst(prefix.count)) else { continue }
+            let alive = pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM)
+            if !alive && unlink(directory + "/" + name) == 0 { removed.append(directory + "/" + name) }
+        }
+        return removed.sorted()
     }
 }
 

@@ -7,15 +7,15 @@ public final class ExporterHandler: HTTPHandler {
     let registry: MetricsRegistry
     /// Extra routes mounted by later layers (control API), consulted before the 404.
     let extraRoutes: [any HTTPRoute]
-    /// Failed scan workers, one line each; `/healthz` answers 503 listing them when any.
-    let health: @Sendable () -> [String]
+    /// What `/healthz` reports.
+    let health: @Sendable () -> HealthReport
     /// The scanned nodes, for the landing page's status table (nil: no table).
     let surface: (any ControlSurface)?
     /// Encoding buffers kept between scrapes (one per concurrent scrape, at most 8).
     private let buffers = Mutex<[ExpositionBuffer]>([])
 
     public init(registry: MetricsRegistry, telemetryPath: String = "/metrics", extraRoutes: [any HTTPRoute] = [],
-                health: @escaping @Sendable () -> [String] = { [] }, surface: (any ControlSurface)? = nil) {
+                health: @escaping @Sendable () -> HealthReport = { HealthReport() }, surface: (any ControlSurface)? = nil) {
         self.registry = registry
         self.surface = surface
         self.telemetryPath = telemetryPath
@@ -33,11 +33,7 @@ public final class ExporterHandler: HTTPHandler {
             return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", body: LandingPage.render(telemetryPath: telemetryPath, surface: surface))
         case "/healthz":
             guard isRead(request) else { return methodNotAllowed(["GET", "HEAD"]) }
-            let failed = health()
-            if !failed.isEmpty {
-                return HTTPResponse.error(503, code: "worker_failed", message: "failed scan workers: " + failed.joined(separator: "; "))
-            }
-            return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}\n")
+            return health().response
         default:
             for route in extraRoutes {
                 if let response = route.respond(to: request) { return response }
@@ -81,4 +77,33 @@ public final class ExporterHandler: HTTPHandler {
 /// nil when the path is not its own.
 public protocol HTTPRoute: Sendable {
     func respond(to request: HTTPRequest) -> HTTPResponse?
+}
+
+/// The daemon's health as `/healthz` tells it.
+///
+/// A failed worker is 503: that node is not scanned, and a restart may bring it back. A degraded
+/// daemon still serves and scans but lost a guarantee (found errors not yet on disk); it answers
+/// 200 with `"status":"degraded"` and the problems, because restarting it (what a liveness probe
+/// does with a 503) would not fix a full disk and would drop the queued events.
+public struct HealthReport: Sendable, Equatable {
+    /// Failed scan workers, one line each.
+    public var failed: [String]
+    /// Problems that leave the daemon serving, one line each.
+    public var degraded: [String]
+
+    public init(failed: [String] = [], degraded: [String] = []) {
+        self.failed = failed
+        self.degraded = degraded
+    }
+
+    var response: HTTPResponse {
+        if !failed.isEmpty {
+            return HTTPResponse.error(503, code: "worker_failed", message: "failed scan workers: " + failed.joined(separator: "; "))
+        }
+        if !degraded.isEmpty {
+            let problems = degraded.map(jsonString).joined(separator: ",")
+            return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"degraded\",\"problems\":[\(problems)]}\n")
+        }
+        return HTTPResponse(status: 200, contentType: "application/json", body: "{\"status\":\"ok\"}\n")
+    }
 }

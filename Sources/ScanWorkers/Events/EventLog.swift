@@ -13,54 +13,69 @@ public struct EventLogError: Error, Sendable, CustomStringConvertible {
 /// Every error found: the last `capacity` events in memory, and all of them appended to
 /// `<state.dir>/events.jsonl` with `fsync` before the append returns (so an event counted as
 /// reported survives a crash). Ids continue from the highest id read back after a restart.
+///
+/// When the disk refuses a write the events still enter the ring and are counted; their lines
+/// stay queued (`pendingBytes`) and are retried before every later append and on `retryPending()`,
+/// each failure is counted (`writeErrors`) and reported through `problem`, so nothing found is
+/// lost silently. The file is rotated to `events.jsonl.1` when it would pass `maxBytes`.
 public final class EventLog: Sendable {
     /// Events kept in memory (`GET /api/v1/events` serves these).
     public static let capacity = 1024
     /// The most events `events(after:limit:)` returns at once.
     public static let maxLimit = 1000
+    /// Default size at which `events.jsonl` is rotated.
+    public static let defaultMaxBytes = 64 << 20
 
     private struct State {
         var ring: [ScanEvent] = []
         var nextID: UInt64 = 1
-        var fd: Int32 = -1
-        var writeFailures: UInt64 = 0
+        var file: EventFile?
+        /// The failure streak is reported once, at its start and at its end.
+        var failing = false
     }
     private let state: Locked<State>
+    private let problem: @Sendable (EventLogProblem) -> Void
     /// The file, or nil for a memory-only log.
     public let path: String?
 
     /// A log appended to `directory/events.jsonl` (created 0600 if missing), or memory-only when
-    /// `directory` is nil. Reads the tail of an existing file to restore the ring and the next id.
-    public init(directory: String?) throws(EventLogError) {
+    /// `directory` is nil. Reads back the tail of the file (and of the rotated one) to restore the
+    /// ring and the next id, and cuts off a torn last line. `problem` hears of write failures and
+    /// recoveries (from the thread that appends).
+    public init(directory: String?, maxBytes: Int = defaultMaxBytes,
+                problem: @escaping @Sendable (EventLogProblem) -> Void = { _ in }) throws(EventLogError) {
         var s = State()
+        self.problem = problem
         if let directory {
             let path = directory + "/events.jsonl"
             self.path = path
-            let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            if fd < 0 { throw EventLogError(message: "open \(path): \(String(cString: strerror(errno)))") }
-            s.fd = fd
-            let restored = Self.readTail(fd: fd)
-            s.ring = Array(restored.events.suffix(Self.capacity))
-            if let last = restored.events.map(\.id).max() { s.nextID = last + 1 }
-            skippedLines = restored.skipped
+            let (file, opened) = try EventFile.open(path: path, maxBytes: maxBytes)
+            s.file = file
+            let older = opened.rotated.compactMap { try? ScanEvent.decode(jsonLine: String(decoding: $0, as: UTF8.self)) }
+            let (current, skipped) = Self.decode(opened.current, firstLine: opened.firstLineNumber)
+            let restored = older + current
+            s.ring = Array(restored.suffix(Self.capacity))
+            if let last = restored.map(\.id).max() { s.nextID = last + 1 }
+            skippedLines = skipped
+            tornTailBytes = opened.tornBytes
         } else {
             self.path = nil
             skippedLines = []
+            tornTailBytes = 0
         }
         state = Locked(s)
     }
 
     deinit {
-        state.withLock { if $0.fd >= 0 { close($0.fd) } }
+        state.withLock { $0.file?.close() }
     }
 
-    /// Assigns ids to `events`, appends them to the file and fsyncs, then adds them to the ring.
-    /// Returns the events with their ids. A write error is counted (`writeFailures`) and the
-    /// events still enter the ring: they are then reported, but not durable.
+    /// Assigns ids to `events`, queues their lines for the file and writes (and fsyncs) every
+    /// queued line, then adds them to the ring. Returns the events with their ids.
     @discardableResult
     public func append(_ events: [ScanEvent]) -> [ScanEvent] {
         guard !events.isEmpty else { return [] }
-        return state.withLock { s in
+        let (stamped, report) = state.withLock { s -> ([ScanEvent], EventLogProblem?) in
             var stamped = events
             var text = ""
             for i in stamped.indices {
@@ -68,22 +83,39 @@ public final class EventLog: Sendable {
                 s.nextID += 1
                 text += stamped[i].jsonLine + "\n"
             }
-            if s.fd >= 0 {
-                var ok = true
-                var bytes = Array(text.utf8)
-                var done = 0
-                while done < bytes.count {
-                    let n = bytes.withUnsafeMutableBytes { write(s.fd, $0.baseAddress! + done, $0.count - done) }
-                    if n < 0 { if errno == EINTR { continue }; ok = false; break }
-                    done += n
-                }
-                bytes.removeAll()
-                if !ok || fsync(s.fd) != 0 { s.writeFailures += 1 }
+            var report: EventLogProblem?
+            if s.file != nil {
+                let ok = s.file!.append(Array(text.utf8))
+                report = Self.transition(&s, ok: ok)
             }
             s.ring.append(contentsOf: stamped)
             if s.ring.count > Self.capacity { s.ring.removeFirst(s.ring.count - Self.capacity) }
-            return stamped
+            return (stamped, report)
         }
+        if let report { problem(report) }
+        return stamped
+    }
+
+    /// Writes lines still queued after a failure; cheap when nothing is queued. Returns whether
+    /// the file is now complete.
+    @discardableResult
+    public func retryPending() -> Bool {
+        let (ok, report) = state.withLock { s -> (Bool, EventLogProblem?) in
+            guard s.file != nil, !s.file!.pending.isEmpty || s.failing else { return (true, nil) }
+            let ok = s.file!.retry()
+            return (ok, Self.transition(&s, ok: ok))
+        }
+        if let report { problem(report) }
+        return ok
+    }
+
+    private static func transition(_ s: inout State, ok: Bool) -> EventLogProblem? {
+        defer { s.failing = !ok }
+        if !ok && !s.failing {
+            return .writeFailed(reason: s.file?.lastError ?? "unknown", pendingBytes: s.file?.pending.count ?? 0)
+        }
+        if ok && s.failing { return .recovered }
+        return nil
     }
 
     /// Events with id > `after`, oldest first, at most `limit` (capped at `maxLimit`).
@@ -92,15 +124,27 @@ public final class EventLog: Sendable {
         return state.withLock { s in Array(s.ring.lazy.filter { $0.id > after }.prefix(n)) }
     }
 
+    /// The id of the oldest event still in memory (nil when there is none).
+    public var oldestID: UInt64? { state.withLock { $0.ring.first?.id } }
+
     /// The id the next event gets.
     public var nextID: UInt64 { state.withLock { $0.nextID } }
 
-    /// Appends that failed to reach the disk.
-    public var writeFailures: UInt64 { state.withLock { $0.writeFailures } }
+    /// Appends and retries that failed to reach the disk.
+    public var writeErrors: UInt64 { state.withLock { $0.file?.writeErrors ?? 0 } }
 
-    /// Lines of the file that could not be read back at start (damaged or cut by a crash); they
-    /// were skipped. The caller logs them.
+    /// Why the last write failed (nil before any failure).
+    public var lastWriteError: String? { state.withLock { $0.file?.lastError } }
+
+    /// Bytes of event lines waiting to be written (non-zero only while the disk refuses them).
+    public var pendingBytes: Int { state.withLock { $0.file?.pending.count ?? 0 } }
+
+    /// Lines of the file that could not be read back at start (damaged by a disk error or a hand
+    /// edit); they were skipped. The caller logs them.
     public let skippedLines: [SkippedLine]
+
+    /// Bytes of a torn last line (a crash during an append) cut off at start; the caller logs it.
+    public let tornTailBytes: Int
 
     /// A line of `events.jsonl` skipped at start: its 1-based number in the file and why.
     public struct SkippedLine: Sendable, Equatable {
@@ -108,60 +152,30 @@ public final class EventLog: Sendable {
         public var reason: String
     }
 
-    /// The bytes read back at start: the last 1 MiB holds far more than `capacity` events.
-    static let tailBytes = 1 << 20
+    /// The bytes read back at start.
+    static var tailBytes: Int { EventFile.tailBytes }
 
-    /// Reads up to the last `tailBytes` of the file and parses its lines; a line that does not
-    /// parse is skipped and reported with its line number (never fatal: the log must not keep the
-    /// daemon from starting, and a later append must not be lost behind it).
-    private static func readTail(fd: Int32) -> (events: [ScanEvent], skipped: [SkippedLine]) {
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_size > 0 else { return ([], []) }
-        let size = Int(st.st_size)
-        let start = max(0, size - tailBytes)
-        let buffer = readAll(fd: fd, from: start, count: size - start)
-        var lines = buffer.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }   // the newline that ends the last line
-        var lineNumber = 1
-        if start > 0 {
-            // The first line read is probably cut in the middle: it is not an event, and the
-            // numbers of the others count the newlines before it.
-            lineNumber = countNewlines(fd: fd, before: start) + 2
-            if !lines.isEmpty { lines.removeFirst() }
-        }
+    /// Parses read-back lines; a line that does not parse is skipped and reported with its line
+    /// number (never fatal: the log must not keep the daemon from starting, and a later append
+    /// must not be lost behind it).
+    private static func decode(_ lines: [ArraySlice<UInt8>], firstLine: Int) -> ([ScanEvent], [SkippedLine]) {
         var events: [ScanEvent] = []
         var skipped: [SkippedLine] = []
-        for line in lines {
+        for (i, line) in lines.enumerated() {
             do {
                 events.append(try ScanEvent.decode(jsonLine: String(decoding: line, as: UTF8.self)))
             } catch {
-                skipped.append(SkippedLine(line: lineNumber, reason: error.message))
+                skipped.append(SkippedLine(line: firstLine + i, reason: error.message))
             }
-            lineNumber += 1
         }
         return (events, skipped)
     }
+}
 
-    private static func readAll(fd: Int32, from offset: Int, count: Int) -> ArraySlice<UInt8> {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, $0.count - got, off_t(offset + got)) }
-            if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
-            got += n
-        }
-        return buffer[0..<got]
-    }
-
-    private static func countNewlines(fd: Int32, before end: Int) -> Int {
-        var count = 0
-        var offset = 0
-        while offset < end {
-            let chunk = readAll(fd: fd, from: offset, count: min(tailBytes, end - offset))
-            if chunk.isEmpty { break }
-            count += chunk.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-            offset += chunk.count
-        }
-        return count
-    }
+/// What the event log tells its owner about the file.
+public enum EventLogProblem: Sendable, Equatable {
+    /// Writing started failing; found events are kept queued in memory and retried.
+    case writeFailed(reason: String, pendingBytes: Int)
+    /// Every queued line has been written since.
+    case recovered
 }
