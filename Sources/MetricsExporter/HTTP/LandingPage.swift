@@ -8,8 +8,8 @@ enum LandingPage {
         <!DOCTYPE html>
         <html lang="en">
         <head><meta charset="utf-8"><title>mcescan-exporter</title>
-        <style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}
-        table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style></head>
+        <style>body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}
+        table{border-collapse:collapse}.wide{overflow-x:auto}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}</style></head>
         <body>
         <h1>mcescan-exporter</h1>
         <p>Proactive memory-error scanning per NUMA node, exported to Prometheus.
@@ -46,10 +46,10 @@ enum LandingPage {
         }
         return """
         <h2>Scan workers</h2>
-        <table>
+        <div class="wide"><table>
         <tr><th>node</th><th>state</th><th>pages_to_scan</th><th>scan_sleep_millisecs</th><th>type</th>\
         <th>pages scanned</th><th>full scans</th><th>last full scan</th><th>corrupted words</th><th>poisoned pages</th></tr>
-        \(rows)</table>
+        \(rows)</table></div>
         """
     }
 
