@@ -25,15 +25,18 @@ let package = Package(
         .plugin(name: "RevisionPlugin", capability: .buildTool()),
         // The scan hot loop and SIGBUS-safe reads (C: sigsetjmp/siglongjmp, vector variants).
         .target(name: "CScanKernel"),
+        // Readers and pure parsers of the host's sysfs and procfs files, and the value formats of
+        // flags (sizes, durations, node lists). Depends on nothing of this package.
+        .target(name: "HostFS", swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(
             name: "ScanWorkers",
-            dependencies: ["CNUMA", "CScanKernel"],
+            dependencies: ["HostFS", "CNUMA", "CScanKernel"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(
             name: "MetricsExporter",
             dependencies: [
-                "ScanWorkers", "CMicroHTTPD", "CZlib", "CCrypt", "CGnuTLS",
+                "HostFS", "ScanWorkers", "CMicroHTTPD", "CZlib", "CCrypt", "CGnuTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -43,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "mcescan-exporter",
             dependencies: [
-                "MetricsExporter", "ScanWorkers",
+                "MetricsExporter", "ScanWorkers", "HostFS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -74,34 +77,39 @@ let package = Package(
         // Benchmark (not installed): worker CPU per GiB, idle CPU, wake latency (benchmarks/worker-bench.sh).
         .executableTarget(
             name: "mcescan-worker-bench",
-            dependencies: ["ScanWorkers", "CScanKernel"],
+            dependencies: ["ScanWorkers", "HostFS", "CScanKernel"],
             path: "benchmarks/workers",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
+            name: "HostFSTests",
+            dependencies: ["HostFS"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
             name: "WorkerTests",
-            dependencies: ["ScanWorkers", "CScanKernel", "mcescan-crashtest"],
+            dependencies: ["ScanWorkers", "HostFS", "CScanKernel", "mcescan-crashtest"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "ControlAPITests",
-            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "HostFS", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "HTTPServerTests",
-            dependencies: ["MetricsExporter", "ScanWorkers", "TestSupport"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "HostFS", "TestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "CollectorTests",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "ScanWorkers", "HostFS"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Benchmark (not installed): hwpoison census CPU and scrape latency; see BENCHMARKS.md.
         .executableTarget(
             name: "mcescan-collectors-bench",
-            dependencies: ["MetricsExporter", "ScanWorkers"],
+            dependencies: ["MetricsExporter", "HostFS"],
             path: "benchmarks/collectors",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

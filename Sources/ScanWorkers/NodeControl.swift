@@ -1,3 +1,4 @@
+import HostFS
 import Synchronization
 
 #if canImport(Glibc)

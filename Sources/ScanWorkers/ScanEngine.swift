@@ -1,3 +1,4 @@
+import HostFS
 import Synchronization
 
 /// Read-only statistics of one node (the `stat` of the mcescan interface).

@@ -1,3 +1,5 @@
+import HostFS
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,38 +18,23 @@ public enum ScanOptions {
     /// Accepted `--scan.coverage-window`, seconds: 1 minute to 366 days.
     public static let coverageWindowRange: ClosedRange<Double> = 60...(366 * 86_400)
 
-    /// Parses a size: a number with an optional suffix `B`, `KiB`, `MiB`, `GiB`, `TiB`
-    /// (`64MiB`, `4096`, `1GiB`), within `arenaBytesRange`.
+    /// Parses `--scan.arena-bytes`: a size (`64MiB`, `4096`, `1GiB`) within `arenaBytesRange`.
     public static func parseBytes(_ text: String) throws(OptionError) -> Int {
-        let t = text.trimmingCharacters(in: " ")
-        let units: [(String, Int)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1)]
-        var digits = Substring(t)
-        var factor = 1
-        for (suffix, f) in units where t.hasSuffix(suffix) {
-            digits = t.dropLast(suffix.count)
-            factor = f
-            break
+        let bytes: Int
+        do { bytes = try parseSize(text) } catch {
+            throw OptionError(error.tooLarge ? "\(text) is out of range (4KiB-1TiB)" : error.message)
         }
-        guard let n = Int(digits), n >= 0 else {
-            throw OptionError("\"\(text)\" is not a size (a number with an optional B, KiB, MiB, GiB or TiB suffix, e.g. 64MiB)")
-        }
-        let (bytes, overflow) = n.multipliedReportingOverflow(by: factor)
-        guard !overflow, arenaBytesRange.contains(bytes) else {
+        guard arenaBytesRange.contains(bytes) else {
             throw OptionError("\(text) is out of range (4KiB-1TiB)")
         }
         return bytes
     }
 
-    /// Parses a duration: a number with a suffix `s`, `m`, `h` or `d` (`24h`, `90m`), within
+    /// Parses `--scan.coverage-window`: a Prometheus duration (`24h`, `90m`, `1h30m`) within
     /// `coverageWindowRange`. Returns seconds.
     public static func parseDuration(_ text: String) throws(OptionError) -> Double {
-        let t = text.trimmingCharacters(in: " ")
-        let units: [(String, Double)] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-        guard let (suffix, factor) = units.first(where: { t.hasSuffix($0.0) }),
-              let n = Double(t.dropLast(suffix.count)), n.isFinite, n >= 0 else {
-            throw OptionError("\"\(text)\" is not a duration (a number with an s, m, h or d suffix, e.g. 24h)")
-        }
-        let seconds = n * factor
+        let seconds: Double
+        do { seconds = try HostFS.parseDuration(text) } catch { throw OptionError(error.message) }
         guard coverageWindowRange.contains(seconds) else {
             throw OptionError("\(text) is out of range (1m-366d)")
         }
@@ -56,18 +43,13 @@ public enum ScanOptions {
 
     /// Parses `--scan.nodes` (`0,2-3`).
     public static func parseNodes(_ text: String) throws(OptionError) -> [Int] {
-        do {
-            let ids = try parseList(text)
-            if ids.isEmpty { throw OptionError("the list is empty (e.g. 0 or 0,2-3)") }
-            return ids
-        } catch let e as OptionError {
-            throw e
-        } catch {
-            throw OptionError("\(error) (e.g. 0 or 0,2-3)")
-        }
+        let ids: [Int]
+        do { ids = try parseList(text) } catch { throw OptionError("\(error.message) (e.g. 0 or 0,2-3)") }
+        if ids.isEmpty { throw OptionError("the list is empty (e.g. 0 or 0,2-3)") }
+        return ids
     }
 
-    /// The state directory, per SPEC §3: the flag; else `$STATE_DIRECTORY` (systemd; the first
+    /// The state directory: the flag; else `$STATE_DIRECTORY` (systemd; the first
     /// of a colon-separated list); else `/var/lib/mcescan-exporter` when it is or can be made
     /// writable; else `$XDG_STATE_HOME/mcescan-exporter`, or `~/.local/state/mcescan-exporter`.
     public static func stateDirectory(flag: String?, environment: [String: String],

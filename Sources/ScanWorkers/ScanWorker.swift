@@ -1,3 +1,4 @@
+import HostFS
 import CScanKernel
 import Synchronization
 

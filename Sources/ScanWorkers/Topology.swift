@@ -1,4 +1,5 @@
 import CNUMA
+import HostFS
 
 #if canImport(Glibc)
 import Glibc
@@ -9,8 +10,6 @@ public typealias TopologyError = CodedError<TopologyFailure>
 
 /// The kinds of `TopologyError`.
 public enum TopologyFailure: String, Sendable {
-    /// The text is not a node/CPU list such as `0,2-3`.
-    case malformedList
     /// A sysfs file the topology needs is missing or malformed.
     case unreadable
     /// A node that was asked for does not exist or has no memory.
@@ -103,7 +102,7 @@ public struct Topology: Sendable, Equatable {
         let online: [Int]
         do {
             online = try parseList(sysfs.readString("devices/system/node/online"))
-        } catch let e as TopologyError {
+        } catch let e as ValueFormatError {
             throw TopologyError(.unreadable, "devices/system/node/online: \(e.message)")
         } catch {
             throw TopologyError(.unreadable, "\(error)")
@@ -119,8 +118,10 @@ public struct Topology: Sendable, Equatable {
                 }
                 let distances = (try? parseDistances(sysfs.readString(dir + "/distance"))) ?? []
                 nodes.append(NUMANode(id: id, cpus: cpus, memoryBytes: total, distances: distances))
+            } catch let e as ValueFormatError {
+                throw TopologyError(.unreadable, "\(dir)/cpulist: \(e.message)")
             } catch let e as TopologyError {
-                throw e.code == .malformedList ? TopologyError(.unreadable, "\(dir)/cpulist: \(e.message)") : e
+                throw e
             } catch {
                 throw TopologyError(.unreadable, "\(error)")
             }
@@ -159,54 +160,4 @@ public struct Topology: Sendable, Equatable {
         }
         return nodes.isEmpty ? nil : Topology(nodes: nodes)
     }
-}
-
-// MARK: pure parsers
-
-/// Parses a kernel list such as `0,2-3,8-11` (sysfs `cpulist`, `online`; `--scan.nodes`).
-/// Returns the ids ascending without duplicates. An empty or all-white-space text is an empty
-/// list (a CPU-less node's `cpulist` is an empty line).
-public func parseList(_ text: String) throws(TopologyError) -> [Int] {
-    let trimmed = text.trimmingCharacters(in: " \t\n")
-    if trimmed.isEmpty { return [] }
-    var ids = Set<Int>()
-    for part in trimmed.split(separator: ",", omittingEmptySubsequences: false) {
-        let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
-        guard (1...2).contains(bounds.count),
-              let lo = Int(bounds[0]), lo >= 0, lo < 1 << 20,
-              let hi = bounds.count == 2 ? Int(bounds[1]) : lo, hi >= lo, hi < 1 << 20 else {
-            throw TopologyError(.malformedList, "\"\(part)\" in \"\(trimmed)\" is not N or N-M with 0 <= N <= M")
-        }
-        for id in lo...hi { ids.insert(id) }
-    }
-    return ids.sorted()
-}
-
-/// Parses `nodeN/meminfo` (`Node 0 MemTotal:  5728032 kB`) into bytes per key. The first integer
-/// on each line is the node id; the value is the number after the `Key:` token.
-public func parseNodeMeminfo(_ text: String) throws(TopologyError) -> [String: UInt64] {
-    var values: [String: UInt64] = [:]
-    for line in text.split(separator: "\n") {
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard let keyIndex = fields.firstIndex(where: { $0.hasSuffix(":") }), keyIndex + 1 < fields.count else { continue }
-        let key = String(fields[keyIndex].dropLast())
-        guard let value = UInt64(fields[keyIndex + 1]) else {
-            throw TopologyError(.unreadable, "meminfo: \(key) value \"\(fields[keyIndex + 1])\" is not a number")
-        }
-        let unit = keyIndex + 2 < fields.count ? fields[keyIndex + 2] : ""
-        values[key] = unit == "kB" ? value * 1024 : value
-    }
-    return values
-}
-
-/// Parses `nodeN/distance` (`10 21 21`).
-public func parseDistances(_ text: String) throws(TopologyError) -> [Int] {
-    var result: [Int] = []
-    for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }) {
-        guard let d = Int(field), d >= 0 else {
-            throw TopologyError(.unreadable, "distance: \"\(field)\" is not a number")
-        }
-        result.append(d)
-    }
-    return result
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 
 // `--collector.<name>` / `--no-collector.<name>` for collectors whose names contain an
 // underscore. ArgumentParser's `inversion: .prefixedNo` spells those `--no_collector.<name>`,
-// which is not the Prometheus convention (SPEC §3), so each pair is an enumerable flag whose
+// which is not the spelling Prometheus exporters use, so each pair is an enumerable flag whose
 // two spellings are given explicitly; the last one on the command line wins.
 
 /// `--collector.memory_failure` / `--no-collector.memory_failure`.

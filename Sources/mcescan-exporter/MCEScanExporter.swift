@@ -16,8 +16,8 @@ struct MCEScanExporter: ParsableCommand {
         subcommands: [Serve.self, Doctor.self],
         defaultSubcommand: Serve.self)
 
-    /// Subcommands whose usage errors exit 2, as SPEC §3 gives for `scan` and the doctor brief
-    /// for `doctor`; the others keep ArgumentParser's 64 (EX_USAGE).
+    /// Subcommands whose usage errors exit 2, as docs/operations.md gives for `doctor` (whose
+    /// report itself always exits 0); the others keep ArgumentParser's 64 (EX_USAGE).
     static let usageErrorExitsTwo: Set<String> = ["doctor"]
 
     static func main() {

@@ -1,3 +1,4 @@
+import HostFS
 import ArgumentParser
 import Logging
 import MetricsExporter

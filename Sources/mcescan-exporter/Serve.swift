@@ -1,3 +1,4 @@
+import HostFS
 import ArgumentParser
 import Logging
 import MetricsExporter
@@ -80,7 +81,7 @@ struct Serve: ParsableCommand {
     var pressureThreshold: Double = MemoryGuard.defaultPressureThreshold
 
     @Option(name: .customLong("scan.coverage-window"),
-            help: ArgumentHelp("Window of the coverage ratio (1m-366d; s, m, h, d suffixes).", valueName: "duration"))
+            help: ArgumentHelp("Window of the coverage ratio (1m-366d, e.g. 24h, 1h30m).", valueName: "duration"))
     var coverageWindow: String = Defaults.coverageWindow
 
     @Option(name: .customLong("state.dir"),

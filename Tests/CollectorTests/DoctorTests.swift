@@ -1,3 +1,4 @@
+import HostFS
 import MetricsExporter
 import ScanWorkers
 import Testing
@@ -83,24 +84,6 @@ import Testing
         check = DoctorReport.run(sysfs: u.tree, procfs: u.tree, probe: Self.privileged).checks[7]
         #expect(check.status == .missing)
         #expect(check.detail.contains("CONFIG_MEMORY_FAILURE not set in /proc/config.gz"))
-    }
-
-    @Test(arguments: [("0-3,8,10-11", [0, 1, 2, 3, 8, 10, 11]), ("", []), ("\n", []), ("5", [5]), ("0-1\n", [0, 1])])
-    func kernelLists(_ text: String, _ expected: [Int]) {
-        #expect(parseKernelList(text) == expected)
-        #expect(parseKernelList(formatKernelList(expected)) == expected)
-    }
-
-    @Test(arguments: ["a", "1-", "-1", "3-1", "1,,2", "0-99999999"])
-    func badKernelLists(_ text: String) {
-        #expect(parseKernelList(text) == nil)
-    }
-
-    @Test func capEff() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\nCapBnd:\t000001ffffffffff\n"
-        #expect(DoctorProbe.parseCapEff(status) == 0x1fffeffffff)
-        #expect(DoctorProbe.parseCapEff("Name:\tx\n") == nil)
-        #expect(DoctorProbe.parseCapEff("CapEff:\tzz\n") == nil)
     }
 
     @Test func jsonEscapesAndStaysInOrder() {

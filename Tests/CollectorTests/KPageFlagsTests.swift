@@ -1,3 +1,4 @@
+import HostFS
 import MetricsExporter
 import ScanWorkers
 import Testing

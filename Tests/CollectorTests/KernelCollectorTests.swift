@@ -1,3 +1,4 @@
+import HostFS
 import Logging
 import MetricsExporter
 import ScanWorkers
@@ -8,28 +9,6 @@ import Glibc
 #endif
 
 @Suite struct MemoryFailureTests {
-    @Test(arguments: [("0", UInt64(0)), ("0\n", 0), ("17\n", 17), ("18446744073709551615\n", UInt64.max)])
-    func parseCount(_ text: String, _ expected: UInt64) throws {
-        #expect(try MemoryFailureStats.parseCount(Array(text.utf8)) == expected)
-    }
-
-    @Test(arguments: ["", "\n", "-1\n", "1 \n", " 1", "0x10\n", "1\n\n", "abc\n", "18446744073709551616\n", "1.0\n"])
-    func malformedCount(_ text: String) {
-        do {
-            _ = try MemoryFailureStats.parseCount(Array(text.utf8), path: "node0/memory_failure/failed")
-            Issue.record("accepted \"\(text)\"")
-        } catch {
-            #expect(error.code == .malformed)
-            #expect(error.path == "node0/memory_failure/failed")
-        }
-    }
-
-    @Test func totalIsCheckedAgainstTheSum() {
-        #expect(MemoryFailureStats(counts: [1, 2, 3, 4], total: 10).isConsistent)
-        #expect(!MemoryFailureStats(counts: [1, 2, 3, 4], total: 11).isConsistent)
-        #expect(MemoryFailureStats(counts: [1, 2, 3, 4], total: nil).isConsistent)
-    }
-
     @Test func fixtureHasEveryNodeAndResult() throws {
         let log = RecordingLog()
         let families = try collect(MemoryFailureCollector(sysfs: fixtureSys, logger: log.logger))
@@ -117,26 +96,6 @@ import Glibc
 }
 
 @Suite struct EdacScrubTests {
-    @Test(arguments: [("0\n", UInt64(0)), ("1\n", 1), ("1", 1)])
-    func enabled(_ text: String, _ expected: UInt64) throws {
-        #expect(try EdacScrubCollector.parseEnabled(Array(text.utf8)) == expected)
-    }
-
-    @Test(arguments: ["2\n", "", "yes\n", "-1\n", "1 1\n"])
-    func badEnabled(_ text: String) {
-        #expect(throws: HostFSError.self) { try EdacScrubCollector.parseEnabled(Array(text.utf8)) }
-    }
-
-    @Test(arguments: ["", "3600s\n", "-5\n", "1e3\n", "\n"])
-    func badSeconds(_ text: String) {
-        #expect(throws: HostFSError.self) { try EdacScrubCollector.parseSeconds(Array(text.utf8)) }
-    }
-
-    @Test(arguments: [("scrub0", true), ("scrub12", true), ("scrub", false), ("ecs_fru0", false), ("scrubx", false)])
-    func instanceNames(_ name: String, _ isScrub: Bool) {
-        #expect(EdacScrubCollector.isScrubInstance(name) == isScrub)
-    }
-
     @Test func fixtureInstancesAndOnlyTheAttributesTheDriverHas() throws {
         let families = try collect(EdacScrubCollector(sysfs: fixtureSys))
         #expect(Set(families.keys) == ["mcescan_edac_scrub_background_enabled", "mcescan_edac_scrub_cycle_seconds",

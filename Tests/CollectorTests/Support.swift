@@ -1,3 +1,4 @@
+import HostFS
 import Logging
 import MetricsExporter
 import ScanWorkers

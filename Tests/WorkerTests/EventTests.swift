@@ -1,3 +1,4 @@
+import HostFS
 import Testing
 import Glibc
 @testable import ScanWorkers

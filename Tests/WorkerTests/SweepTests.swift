@@ -1,20 +1,8 @@
+import HostFS
 import Testing
 @testable import ScanWorkers
 
 @Suite struct SweepTests {
-    @Test(arguments: [
-        ("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 0.0),
-        ("full avg10=9.00 avg60=0.00 avg300=0.00 total=0\nsome avg10=12.34 avg60=1 avg300=0 total=5\n", 12.34),
-    ])
-    func parsesPSI(text: String, avg10: Double) throws {
-        #expect(try parsePSISomeAvg10(text) == avg10)
-    }
-
-    @Test(arguments: ["", "some avg60=1.00\n", "some avg10=x avg60=0\n", "some avg10=-1 avg60=0\n"])
-    func rejectsMalformedPSI(text: String) {
-        #expect(throws: HostFSError.self) { try parsePSISomeAvg10(text) }
-    }
-
     @Test(arguments: [
         // free, total, take, ratio, allowed
         (UInt64(600), UInt64(1000), UInt64(100), 0.05, true),

@@ -1,29 +1,8 @@
+import HostFS
 import Testing
 @testable import ScanWorkers
 
 @Suite struct TopologyTests {
-    @Test(arguments: [
-        ("0", [0]), ("0-3", [0, 1, 2, 3]), ("0,2-3", [0, 2, 3]), ("8-11,1\n", [1, 8, 9, 10, 11]),
-        ("", []), ("\n", []), ("3,3,1-2", [1, 2, 3]),
-    ])
-    func parsesLists(text: String, ids: [Int]) throws {
-        #expect(try parseList(text) == ids)
-    }
-
-    @Test(arguments: ["a", "1-", "-1", "3-1", "1,,2", "1-2-3", "0x1", " 1 - 2"])
-    func rejectsMalformedLists(text: String) {
-        #expect(throws: TopologyError.self) { try parseList(text) }
-        do { _ = try parseList(text) } catch { #expect(error.code == .malformedList && error.message.contains("N-M")) }
-    }
-
-    @Test func nodeMeminfoTakesTheNumberAfterTheKey() throws {
-        let info = try parseNodeMeminfo("Node 3 MemTotal:        5728032 kB\nNode 3 MemFree:    100 kB\nNode 3 HugePages_Total:     2\n")
-        #expect(info["MemTotal"] == 5_728_032 * 1024)
-        #expect(info["MemFree"] == 100 * 1024)
-        #expect(info["HugePages_Total"] == 2)
-        #expect(throws: TopologyError.self) { try parseNodeMeminfo("Node 0 MemTotal: lots kB\n") }
-    }
-
     @Test func readsThreeNodeFixtureWithACPULessNode() throws {
         let topology = try Topology.read(sysfs: fixture("three-node").sysfs)
         #expect(topology.nodes.map(\.id) == [0, 1, 2])

@@ -1,3 +1,4 @@
+import HostFS
 import Glibc
 @testable import ScanWorkers
 

@@ -8,9 +8,9 @@
 //       Wall time of gather + text encoding with every collector on (process, memory_failure,
 //       hwpoison from a finished census, edac_scrub), against the same with only the process
 //       collector (the reference), medians over ITERATIONS.
+import HostFS
 import Logging
 import MetricsExporter
-import ScanWorkers
 
 #if canImport(Glibc)
 import Glibc

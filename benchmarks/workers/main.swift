@@ -9,6 +9,7 @@
 //   kernel handing over fresh 2 MiB-aligned THP pages (mmap, MADV_POPULATE_WRITE: it zeroes them),
 //   a non-temporal fill, a plain read, munmap (a free chunk is taken, filled, verified, released);
 //   and the floor of the measured mix, weighted by the bytes each type verified.
+import HostFS
 import CScanKernel
 import Glibc
 import ScanWorkers

@@ -25,6 +25,9 @@ check_usage --web.telemetry-path metrics "--web.telemetry-path: \"metrics\" must
 check_usage --web.telemetry-path /healthz "--web.telemetry-path"
 check_usage --metrics.detail verbose "The value 'verbose' is invalid for '--metrics.detail <level>'. Please provide one of 'basic' and 'full'"
 check_usage --bogus "Unknown option '--bogus'"
+check_usage --scan.coverage-window 1.5h "--scan.coverage-window: \"1.5h\" is not a duration"
+check_usage --scan.coverage-window 30s "--scan.coverage-window: 30s is out of range (1m-366d)"
+check_usage --collector.hwpoison.interval 1h30m5x "--collector.hwpoison.interval: \"1h30m5x\" is not a duration"
 
 # A port in use: exit 2 and a message naming the address.
 python3 - "$bin" <<'PY' || fails=$((fails+1))

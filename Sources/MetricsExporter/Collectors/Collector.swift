@@ -1,6 +1,5 @@
 import Synchronization
 import Logging
-import ScanWorkers
 
 #if canImport(Glibc)
 import Glibc

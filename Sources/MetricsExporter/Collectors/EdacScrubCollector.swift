@@ -1,5 +1,5 @@
+import HostFS
 import Logging
-import ScanWorkers
 import Synchronization
 
 #if canImport(Glibc)
@@ -70,13 +70,13 @@ public struct EdacScrubCollector: Collector {
         for device in devices {
             // A device that vanished between listing and reading (hot unplug) has no scrub dirs.
             guard let entries = try? sysfs.list("\(root)/\(device)") else { continue }
-            for scrub in entries where isScrubInstance(scrub) && sysfs.isDirectory("\(root)/\(device)/\(scrub)") {
+            for scrub in entries where EdacScrub.isScrubInstance(scrub) && sysfs.isDirectory("\(root)/\(device)/\(scrub)") {
                 for (i, attribute) in attributes.enumerated() {
                     let rel = "\(root)/\(device)/\(scrub)/\(attribute.file)"
                     guard sysfs.exists(rel) else { continue }
                     let path = sysfs.path(rel)
                     let bytes = try sysfs.readBytes(rel, limit: 64)
-                    let value = i == 0 ? try parseEnabled(bytes, path: path) : try parseSeconds(bytes, path: path)
+                    let value = i == 0 ? try EdacScrub.parseEnabled(bytes, path: path) : try EdacScrub.parseSeconds(bytes, path: path)
                     series[i].append(Metric(["device": device, "scrub": scrub], value))
                 }
             }
@@ -86,25 +86,6 @@ public struct EdacScrubCollector: Collector {
                                              unit: i == 0 ? nil : "seconds", metrics: series[i]))
         }
         return families
-    }
-
-    /// `scrubN` directory names (`scrub0`, `scrub1`, ...).
-    public static func isScrubInstance(_ name: String) -> Bool {
-        guard name.hasPrefix("scrub") else { return false }
-        let digits = name.dropFirst(5)
-        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
-    }
-
-    /// Pure parser of `enable_background`: `0` or `1`, optional trailing newline.
-    public static func parseEnabled(_ bytes: [UInt8], path: String = "enable_background") throws(HostFSError) -> UInt64 {
-        let v = try MemoryFailureStats.parseCount(bytes, path: path)
-        guard v <= 1 else { throw HostFSError(.malformed, path: path, "expected 0 or 1, read \(v)") }
-        return v
-    }
-
-    /// Pure parser of a `*_cycle_duration` attribute: whole seconds, optional trailing newline.
-    public static func parseSeconds(_ bytes: [UInt8], path: String = "cycle_duration") throws(HostFSError) -> UInt64 {
-        try MemoryFailureStats.parseCount(bytes, path: path)
     }
 }
 
@@ -146,4 +127,3 @@ public final class EdacScrubSampler: Sendable {
     /// Stops the thread and waits for it (and for a read in progress).
     public func stop() { thread.stop() }
 }
-

@@ -1,5 +1,5 @@
+import HostFS
 import Logging
-import ScanWorkers
 import Synchronization
 
 #if canImport(Glibc)
@@ -72,15 +72,16 @@ public struct HwpoisonCollector: Collector {
         ]
     }
 
-    /// Parses `--collector.hwpoison.interval`: a Prometheus-style duration (`90s`, `5m`, `1h30m`,
+    /// Parses `--collector.hwpoison.interval`: a Prometheus duration (`90s`, `5m`, `1h30m`,
     /// `1500ms`) between `range` bounds (seconds). Errors name the flag and the accepted range.
     public static func parseInterval(_ text: String, flag: String = "--collector.hwpoison.interval",
                                      range: ClosedRange<Double> = HwpoisonCensus.intervalRange) throws(FlagValueError) -> Double {
-        guard let seconds = parsePrometheusDuration(text) else {
-            throw FlagValueError("\(flag): \"\(text)\" is not a duration (e.g. 60s, 5m, 1h; accepted range \(formatDuration(range.lowerBound))-\(formatDuration(range.upperBound)))")
+        let accepted = "\(formatDuration(range.lowerBound))-\(formatDuration(range.upperBound))"
+        guard let seconds = try? parseDuration(text) else {
+            throw FlagValueError("\(flag): \"\(text)\" is not a duration (e.g. 60s, 5m, 1h; accepted range \(accepted))")
         }
         guard range.contains(seconds) else {
-            throw FlagValueError("\(flag): \(text) is out of range (\(formatDuration(range.lowerBound))-\(formatDuration(range.upperBound)))")
+            throw FlagValueError("\(flag): \(text) is out of range (\(accepted))")
         }
         return seconds
     }
@@ -92,35 +93,6 @@ public struct FlagValueError: Error, Sendable, Equatable, CustomStringConvertibl
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
-}
-
-/// Seconds of a Prometheus duration: one or more `<integer><unit>` terms, units `ms s m h d w y`,
-/// largest first, each unit at most once (`1h30m`, `90s`). nil when the text is not one.
-public func parsePrometheusDuration(_ text: String) -> Double? {
-    let units: [(String, Double)] = [("y", 365 * 86400), ("w", 7 * 86400), ("d", 86400), ("h", 3600),
-                                     ("m", 60), ("s", 1), ("ms", 0.001)]
-    var rest = Substring(text)
-    var total = 0.0
-    var lastRank = -1
-    guard !rest.isEmpty else { return nil }
-    while !rest.isEmpty {
-        let digits = rest.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, digits.count <= 12, let value = Double(digits) else { return nil }
-        rest = rest.dropFirst(digits.count)
-        let unitText = rest.prefix { $0.isASCII && $0.isLetter }
-        guard let rank = units.firstIndex(where: { $0.0 == unitText }), rank > lastRank else { return nil }
-        rest = rest.dropFirst(unitText.count)
-        total += value * units[rank].1
-        lastRank = rank
-    }
-    return total
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    if seconds >= 3600, seconds.truncatingRemainder(dividingBy: 3600) == 0 { return "\(Int(seconds / 3600))h" }
-    if seconds >= 60, seconds.truncatingRemainder(dividingBy: 60) == 0 { return "\(Int(seconds / 60))m" }
-    if seconds >= 1, seconds.truncatingRemainder(dividingBy: 1) == 0 { return "\(Int(seconds))s" }
-    return "\(Int((seconds * 1000).rounded()))ms"
 }
 
 /// One complete census: the counts per node (sorted by node) and when it ran.
@@ -230,14 +202,7 @@ public final class HwpoisonCensus: Sendable {
         let start = monotonicSeconds()
         guard let layout = try MemoryBlockLayout.read(sysfs: sysfs) else { return nil }
         let ranges = try layout.pfnRanges(pageSize: pageSize)
-        let path = procfs.path("kpageflags")
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            let err = hostFSError(errno: errno, path: path, operation: "open")
-            if err.code == .notFound { return nil }
-            throw err
-        }
-        defer { close(fd) }
+        guard let file = try KPageFlagsFile(procfs: procfs) else { return nil }
         var buffer = [UInt64](repeating: 0, count: chunkEntries)
         var nodes: [(node: Int, counts: HwpoisonCounts)] = []
         for (node, nodeRanges) in ranges {
@@ -246,11 +211,11 @@ public final class HwpoisonCensus: Sendable {
                 var pfn = range.lowerBound
                 while pfn < range.upperBound {
                     if thread.isStopping {
-                        throw HostFSError(.unreadable, path: path, "census interrupted by shutdown")
+                        throw HostFSError(.unreadable, path: file.path, "census interrupted by shutdown")
                     }
                     let want = Int(min(UInt64(chunkEntries), range.upperBound - pfn))
                     let got = try buffer.withUnsafeMutableBufferPointer { (buf) throws(HostFSError) -> Int in
-                        try Self.readEntries(fd: fd, path: path, into: UnsafeMutableBufferPointer(rebasing: buf[0..<want]), pfn: pfn)
+                        try file.read(into: UnsafeMutableBufferPointer(rebasing: buf[0..<want]), pfn: pfn)
                     }
                     if got == 0 { break }  // past the end of kpageflags (max_pfn): a hole, nothing to count
                     buffer.withUnsafeBufferPointer { counts.add(UnsafeBufferPointer(rebasing: $0[0..<got])) }
@@ -260,26 +225,6 @@ public final class HwpoisonCensus: Sendable {
             nodes.append((node: node, counts: counts))
         }
         return HwpoisonCensusResult(nodes: nodes, finishedAt: wallClockSeconds(), duration: monotonicSeconds() - start)
-    }
-
-    /// Reads up to `buf.count` entries starting at `pfn`; returns whole entries read (0 at EOF).
-    private static func readEntries(fd: Int32, path: String, into buf: UnsafeMutableBufferPointer<UInt64>,
-                                    pfn: UInt64) throws(HostFSError) -> Int {
-        let raw = UnsafeMutableRawBufferPointer(buf)
-        var done = 0
-        while done < raw.count {
-            let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(pfn * 8) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw hostFSError(errno: errno, path: path, operation: "pread")
-            }
-            if n == 0 { break }
-            done += n
-        }
-        guard done % 8 == 0 else {
-            throw HostFSError(.malformed, path: path, "read \(done) bytes at PFN \(pfn): not whole 8-byte entries")
-        }
-        return done / 8
     }
 
     /// Starts the background thread (nice 19): a census now, then one every `interval` seconds.
@@ -298,10 +243,4 @@ public final class HwpoisonCensus: Sendable {
 
     /// Stops the background thread and waits for it (at most one chunk of a census in progress).
     public func stop() { thread.stop() }
-}
-
-/// A `HostFSError` for a failed system call: ENOENT/ENOTDIR mean the source is absent.
-func hostFSError(errno err: Int32, path: String, operation: String) -> HostFSError {
-    let code: HostFSError.Code = (err == ENOENT || err == ENOTDIR) ? .notFound : .unreadable
-    return HostFSError(code, path: path, "\(operation): \(String(cString: strerror(err)))")
 }

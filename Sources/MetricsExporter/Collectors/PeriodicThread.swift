@@ -1,5 +1,5 @@
+import HostFS
 import Synchronization
-import ScanWorkers
 
 #if canImport(Glibc)
 import Glibc

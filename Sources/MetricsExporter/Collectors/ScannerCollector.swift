@@ -1,7 +1,7 @@
 import ScanWorkers
 import Synchronization
 
-/// The scanner families of SPEC §5, read from every node's lock-free `NodeCounters` and knobs:
+/// The scanner families (`mcescan_scan_*`, docs/metrics.md), read from every node's lock-free `NodeCounters` and knobs:
 /// a scrape never waits for a worker. Every known label combination (node × memory_type ×
 /// direction/code/reason/state/kind) is exported from start, at 0 where nothing happened yet.
 /// `coverage_ratio` appears only where `/proc/self/pagemap` gives PFNs. `detail` folds what

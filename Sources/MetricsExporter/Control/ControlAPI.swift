@@ -1,3 +1,4 @@
+import HostFS
 import ScanWorkers
 
 /// The JSON control API (`/api/v1/…`) and the sysfs-shaped text view (`/mcescan/node{n}/…`),

@@ -1,4 +1,4 @@
-import ScanWorkers
+import HostFS
 
 #if canImport(Glibc)
 import Glibc
@@ -51,7 +51,7 @@ public struct DoctorProbe: Sendable, Equatable {
     /// The arena each worker wants to lock (`--scan.arena-bytes` default).
     public var arenaBytes: UInt64
 
-    /// The default `--scan.arena-bytes` (64 MiB, SPEC §3).
+    /// The default `--scan.arena-bytes` (64 MiB, the same as `WorkerSettings.defaultArenaBytes`).
     public static let defaultArenaBytes: UInt64 = 64 << 20
 
     public init(memlockLimit: UInt64?, capSysAdmin: Bool, capIPCLock: Bool, bootConfigPath: String? = nil,
@@ -71,7 +71,7 @@ public struct DoctorProbe: Sendable, Equatable {
         if getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
             memlock = UInt64(limit.rlim_cur)
         }
-        let capEff = (try? HostTree(root: "/").readString("proc/self/status")).flatMap(parseCapEff) ?? 0
+        let capEff = (try? HostTree(root: "/").readString("proc/self/status")).flatMap(HostFS.parseCapEff) ?? 0
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: name.release) { raw in
@@ -80,20 +80,12 @@ public struct DoctorProbe: Sendable, Equatable {
         return DoctorProbe(memlockLimit: memlock, capSysAdmin: capEff & (1 << 21) != 0, capIPCLock: capEff & (1 << 14) != 0,
                            bootConfigPath: "/boot/config-\(release)", arenaBytes: arenaBytes)
     }
-
-    /// The `CapEff:` mask of a `/proc/<pid>/status` text, nil when absent or malformed.
-    public static func parseCapEff(_ status: String) -> UInt64? {
-        for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
-            return UInt64(line.dropFirst(7).trimmingWhitespace(), radix: 16)
-        }
-        return nil
-    }
 }
 
-/// What this host supports for each capability of SPEC §3, and why not. Read-only: it opens and
+/// What this host supports for each capability the exporter uses, and why not. Read-only: it opens and
 /// reads files, never writes one, never calls `madvise`, never poisons anything.
 public struct DoctorReport: Sendable, Equatable {
-    /// One row per capability, in SPEC §3 order.
+    /// One row per capability, in a fixed order (the golden files depend on it).
     public var checks: [CapabilityCheck]
 
     public init(checks: [CapabilityCheck]) { self.checks = checks }
@@ -107,34 +99,6 @@ public struct DoctorReport: Sendable, Equatable {
 
     /// Count of checks with the given status.
     public func count(_ status: CapabilityStatus) -> Int { checks.filter { $0.status == status }.count }
-}
-
-/// Parses a kernel CPU/node list (`0-3,8,10-11`, empty = none). nil when malformed.
-public func parseKernelList(_ text: String) -> [Int]? {
-    let body = text.trimmingCharacters(in: " \t\n")
-    if body.isEmpty { return [] }
-    var out: [Int] = []
-    for part in body.split(separator: ",", omittingEmptySubsequences: false) {
-        let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
-        guard (1...2).contains(bounds.count), let lo = Int(bounds[0]), lo >= 0,
-              let hi = bounds.count == 2 ? Int(bounds[1]) : lo, hi >= lo, hi - lo < 1 << 16 else { return nil }
-        out.append(contentsOf: lo...hi)
-    }
-    return out
-}
-
-/// Formats ascending integers as a kernel list (`0-3,8`).
-public func formatKernelList(_ values: [Int]) -> String {
-    var parts: [String] = []
-    var i = 0
-    let v = values.sorted()
-    while i < v.count {
-        var j = i
-        while j + 1 < v.count && v[j + 1] == v[j] + 1 { j += 1 }
-        parts.append(i == j ? "\(v[i])" : "\(v[i])-\(v[j])")
-        i = j + 1
-    }
-    return parts.joined(separator: ",")
 }
 
 /// Binary sizes: `64 MiB`, `32 KiB`, `8 GiB`, `512 B`.
@@ -172,17 +136,17 @@ struct DoctorChecks {
                 checked: checked)
         }
         guard let onlineText = try? sysfs.readString("devices/system/node/online", limit: 4096),
-              let online = parseKernelList(onlineText), !online.isEmpty else {
+              let online = try? parseList(onlineText), !online.isEmpty else {
             return CapabilityCheck(
                 name: "numa_topology", status: .missing,
                 detail: "/sys/devices/system/node/online is unreadable or malformed, so the nodes to scan are unknown.",
                 remedy: "Check that sysfs is mounted (and --path.sysfs points at it).", checked: checked)
         }
-        let withMemory = (try? sysfs.readString("devices/system/node/has_memory", limit: 4096)).flatMap(parseKernelList) ?? online
+        let withMemory = (try? sysfs.readString("devices/system/node/has_memory", limit: 4096)).flatMap { try? parseList($0) } ?? online
         var parts: [String] = []
         var cpuless: [Int] = []
         for node in online {
-            let cpus = (try? sysfs.readString("devices/system/node/node\(node)/cpulist", limit: 4096)).flatMap(parseKernelList) ?? []
+            let cpus = (try? sysfs.readString("devices/system/node/node\(node)/cpulist", limit: 4096)).flatMap { try? parseList($0) } ?? []
             if cpus.isEmpty { cpuless.append(node) }
             parts.append("node\(node) CPUs \(cpus.isEmpty ? "none" : formatKernelList(cpus))")
         }
@@ -370,7 +334,7 @@ struct DoctorChecks {
         let devices = (try? sysfs.listIfPresent("bus/edac/devices")) ?? nil
         var parts: [String] = []
         for device in devices ?? [] {
-            for scrub in (try? sysfs.list("bus/edac/devices/\(device)")) ?? [] where EdacScrubCollector.isScrubInstance(scrub) {
+            for scrub in (try? sysfs.list("bus/edac/devices/\(device)")) ?? [] where EdacScrub.isScrubInstance(scrub) {
                 let base = "bus/edac/devices/\(device)/\(scrub)"
                 var facts: [String] = []
                 if let on = try? sysfs.readUInt64("\(base)/enable_background") { facts.append("background \(on == 1 ? "on" : "off")") }
@@ -410,11 +374,7 @@ struct DoctorChecks {
             source = boot
         }
         guard let text else { return (nil, nil) }
-        for line in text.split(separator: "\n") {
-            if line == "CONFIG_MEMORY_FAILURE=y" { return (true, source) }
-            if line == "# CONFIG_MEMORY_FAILURE is not set" { return (false, source) }
-        }
-        return (false, source)  // options a config does not mention are off
+        return (kernelConfigEnabled(text, option: "CONFIG_MEMORY_FAILURE"), source)
     }
 
     func madvHwpoison() -> CapabilityCheck {

@@ -5,7 +5,7 @@ public enum ExpositionFormat: String, Sendable, CaseIterable {
     /// OpenMetrics 1.0.0 text: only when the scraper prefers it (see `ContentNegotiation`).
     case openMetrics100 = "openmetrics"
 
-    /// The exact Content-Type header for a response in this format (SPEC §6).
+    /// The exact Content-Type header for a response in this format (what Prometheus sends in Accept and checks in the reply).
     public var contentType: String {
         switch self {
         case .text004: return "text/plain; version=0.0.4; charset=utf-8"

@@ -1,6 +1,6 @@
 import Logging
 
-/// The access rules of SPEC §7, as a decorator around the exporter's handler (the control API and
+/// The access rules (docs/operations.md, "Who may change things"), as a decorator around the exporter's handler (the control API and
 /// the sysfs-shaped view mount as `HTTPRoute`s inside it and need no checks of their own).
 ///
 /// In order, for every request:

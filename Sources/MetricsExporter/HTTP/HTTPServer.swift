@@ -12,7 +12,7 @@ public struct HTTPServerError: Error, Sendable, CustomStringConvertible, Equatab
     public var description: String { message }
 }
 
-/// How the embedded server runs. Defaults follow SPEC §3 and §7.
+/// How the embedded server runs. Defaults are those of the `--web.*` flags.
 public struct HTTPServerConfiguration: Sendable {
     public var listenAddresses: [ListenAddress]
     /// `--web.max-requests`: concurrent connections per listen address.

@@ -24,7 +24,8 @@ public struct HostFSError: Error, Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    init(errno err: Int32, path: String, operation: String) {
+    /// The error of a failed system call on `path`: ENOENT/ENOTDIR mean the source is absent.
+    public init(errno err: Int32, path: String, operation: String) {
         let code: Code = (err == ENOENT || err == ENOTDIR) ? .notFound : .unreadable
         self.init(code, path: path, "\(operation): \(String(cString: strerror(err)))")
     }
@@ -126,6 +127,18 @@ public struct HostTree: Sendable, Equatable {
 public typealias SysFS = HostTree
 /// The procfs tree (`--path.procfs`, default `/proc`).
 public typealias ProcFS = HostTree
+
+extension HostTree {
+    /// `list`, or nil when the directory does not exist (ENOENT/ENOTDIR): an absent source.
+    public func listIfPresent(_ relative: String) throws(HostFSError) -> [String]? {
+        do {
+            return try list(relative)
+        } catch {
+            if error.code == .notFound { return nil }
+            throw error
+        }
+    }
+}
 
 extension String {
     /// The string without the given leading and trailing characters.

@@ -1,11 +1,9 @@
-import ScanWorkers
-
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// Pure parsers for the hwpoison census: `/proc/kpageflags` entries and the memory-block layout
-// of `/sys/devices/system/memory`. Nothing here reads a file; `HwpoisonCensus` does the I/O.
+// What the hwpoison census reads: `/proc/kpageflags` entries (parsed from bytes, read in
+// ranges through `KPageFlagsFile`) and the memory-block layout of `/sys/devices/system/memory`.
 
 /// Bits of one `/proc/kpageflags` entry (`include/uapi/linux/kernel-page-flags.h`).
 public enum KPageFlag: Int, Sendable, CaseIterable {
@@ -228,14 +226,45 @@ public struct MemoryBlockLayout: Sendable, Equatable {
     }
 }
 
-extension HostTree {
-    /// `list`, or nil when the directory does not exist (ENOENT/ENOTDIR): an absent source.
-    func listIfPresent(_ relative: String) throws(HostFSError) -> [String]? {
-        do {
-            return try list(relative)
-        } catch {
-            if error.code == .notFound { return nil }
-            throw error
+/// An open `kpageflags` under procfs: one native-endian u64 of KPF bits per page frame, read
+/// in ranges with `pread` so a census never holds more than one chunk.
+public final class KPageFlagsFile {
+    /// The file's path (for error messages).
+    public let path: String
+    private let fd: Int32
+
+    /// Opens `kpageflags` under `procfs`; nil when the kernel offers none. Other failures
+    /// (permission: the file is 0400 root) throw.
+    public init?(procfs: ProcFS) throws(HostFSError) {
+        path = procfs.path("kpageflags")
+        let f = open(path, O_RDONLY | O_CLOEXEC)
+        if f < 0 {
+            let err = HostFSError(errno: errno, path: path, operation: "open")
+            if err.code == .notFound { return nil }
+            throw err
         }
+        fd = f
+    }
+
+    deinit { close(fd) }
+
+    /// Reads up to `buf.count` entries starting at `pfn`; returns whole entries read (0 at EOF,
+    /// which is past the highest PFN the kernel has).
+    public func read(into buf: UnsafeMutableBufferPointer<UInt64>, pfn: UInt64) throws(HostFSError) -> Int {
+        let raw = UnsafeMutableRawBufferPointer(buf)
+        var done = 0
+        while done < raw.count {
+            let n = pread(fd, raw.baseAddress! + done, raw.count - done, off_t(pfn * 8) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HostFSError(errno: errno, path: path, operation: "pread")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        guard done % 8 == 0 else {
+            throw HostFSError(.malformed, path: path, "read \(done) bytes at PFN \(pfn): not whole 8-byte entries")
+        }
+        return done / 8
     }
 }
