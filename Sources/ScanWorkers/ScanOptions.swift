@@ -67,7 +67,7 @@ public enum ScanOptions {
         }
     }
 
-    /// The state directory, per SPEC §3: the flag; else `$STATE_DIRECTORY` (systemd; the first
+    /// The state directory: the flag; else `$STATE_DIRECTORY` (systemd; the first
     /// of a colon-separated list); else `/var/lib/mcescan-exporter` when it is or can be made
     /// writable; else `$XDG_STATE_HOME/mcescan-exporter`, or `~/.local/state/mcescan-exporter`.
     public static func stateDirectory(flag: String?, environment: [String: String],

@@ -65,7 +65,8 @@ struct SharedArenaState {
     var injectedPages: [Int: UInt64?] = [:]
 }
 
-/// One node's scan worker: a pinned OS thread at nice 19 running the khugepaged loop of SPEC §4.
+/// One node's scan worker: a pinned OS thread at nice 19 running a khugepaged-like loop: wake, scan up to
+/// `pages_to_scan` pages from the cursor, sleep `scan_sleep_millisecs`.
 final class ScanWorker: @unchecked Sendable {
     let node: NUMANode
     let cpus: [Int]
@@ -358,15 +359,7 @@ final class ScanWorker: @unchecked Sendable {
         let next = seed(pass: arenaPass + 1)
         let framesBefore = arenaFramesNow(region)
         let r = region.verify(pages: pages, seed: current.seed, invert: current.invert, refill: next)
-        var tally = ScanTally()
-        tally.pages = r.pagesVerified + r.faults.count
-        tally.pageBytes = region.pageSize
-        tally.words = r.wordsChecked
-        tally.corrupted = r.corruptedWords
-        tally.flips0to1 = r.flips0to1
-        tally.flips1to0 = r.flips1to0
-        tally.mismatches = r.mismatches.map { .init(offset: UInt64($0.offset), expected: $0.expected, actual: $0.actual) }
-        tally.faults = r.faults.map { .init(pageIndex: $0.pageIndex, address: $0.address, siCode: $0.siCode) }
+        let tally = ScanTally(r, pageBytes: region.pageSize)
         // A page that mismatched gets the next pattern written in full, so the next pass checks
         // retention again, not this pass's damage (verify already replaced faulting pages and
         // filled them with the next pattern).
@@ -474,7 +467,7 @@ final class ScanWorker: @unchecked Sendable {
         for f in tally.faults {
             let code = SigbusCode(siCode: f.siCode)
             let injected = injectedHits.pages[f.pageIndex]
-            let kind: EventKind = injected != nil ? .injected : (code == .mceerrAR || code == .mceerrAO ? .poison : .lostBacking)
+            let kind: EventKind = injected != nil ? .injected : (code.isPoison ? .poison : .lostBacking)
             // A page found faulting has no frame left in pagemap: injected ones were looked up at
             // injection, the others come from the frames read before the verify.
             found.append(ScanEvent(time: now, node: node.id, memoryType: type, kind: kind,
@@ -494,7 +487,7 @@ final class ScanWorker: @unchecked Sendable {
         for f in tally.faults {
             let code = SigbusCode(siCode: f.siCode)
             counters.countSigbus(code)
-            if code == .mceerrAR || code == .mceerrAO || injectedHits.pages[f.pageIndex] != nil {
+            if code.isPoison || injectedHits.pages[f.pageIndex] != nil {
                 c.poisonedPages.add(1, ordering: .relaxed)
             }
             if replaced { c.replacedPages.add(1, ordering: .relaxed) }

@@ -1,12 +1,3 @@
-// API CHANGE: `fill(pages:seed:invert:)` now returns `[PageFault]` (`@discardableResult`, so existing
-//   calls compile unchanged): filling is fault-safe, and a page that raised SIGBUS while being filled
-//   is reported (count it like a verify fault) and has already been replaced.
-// API notes (kernel helper, issue 3): otherwise the API of the brief is kept; additions only:
-// - `init(bytes:name:lock:backing:placement:)`: `backing` (default `.memfd`) selects memfd / anonymous /
-//   hugetlb memory; `bytes` is rounded up to whole pages. The init installs the process-wide fault
-//   handler and registers the region for out-of-scan poison notices.
-// - `ChunkResult.pagesSkipped`; `retireAsyncPoison(seed:invert:)`; `isRetired(page:)`;
-//   `lastReplacementError`; `lockedBytes`; `ScanKernel` (variant, prepareThread, force).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -30,8 +21,10 @@ public enum RegionBacking: Sendable, Equatable {
 /// Memory the scanner owns: a page-aligned mapping (by default memfd-backed `MAP_SHARED`, so a second
 /// "alias" mapping can write bit flips and truncation can produce real SIGBUS), registered with the
 /// C kernel so out-of-scan poison notices for it are recorded instead of killing the process.
-/// Used by exactly one thread at a time (the worker); injection is done by the worker on request
-/// (or in tests). Unmapped on deinit.
+/// The worker scans it; the control API thread injects faults into the arena (`ScanWorker.inject`)
+/// under the worker's shared-state lock, which the worker takes to publish its cursor, to match
+/// found faults and to drop the arena, but not while it scans; tests call it directly. `fill`
+/// returns the pages that raised SIGBUS while filled (already replaced). Unmapped on deinit.
 public final class ScanRegion: @unchecked Sendable {
     /// Page state (one byte per page).
     private enum State: UInt8 {
