@@ -36,7 +36,7 @@
 // faults, so it may run past the end of the range or into a page that has lost its backing.
 //
 // An arena pass (verify, then rewrite with the next pattern) does each chunk in two phases: the
-// streams verify it, then the single-stream non-temporal fill rewrites it (SPEC §4: pattern writes are
+// streams verify it, then the single-stream non-temporal fill rewrites it (pattern writes are
 // non-temporal, so the next verify reads DRAM, not a cached copy). `benchmarks/kernel-design.sh
 // refill` (a worker-like loop: 64 MiB memfd arena, 16 MiB per wake, 20 ms sleeps, CPU per GiB):
 // two phases 0.129-0.137 CPU-s; verify and non-temporal store fused line by line in one stream

@@ -39,6 +39,18 @@ struct ScanTally {
         }
     }
 
+    /// From a region's verify: faulting pages count as scanned (they were read up to the fault).
+    init(_ r: ChunkResult, pageBytes: Int) {
+        self.pages = r.pagesVerified + r.faults.count
+        self.pageBytes = pageBytes
+        words = r.wordsChecked
+        corrupted = r.corruptedWords
+        flips0to1 = r.flips0to1
+        flips1to0 = r.flips1to0
+        mismatches = r.mismatches.map { Word(offset: UInt64($0.offset), expected: $0.expected, actual: $0.actual) }
+        faults = r.faults.map { Fault(pageIndex: $0.pageIndex, address: $0.address, siCode: $0.siCode) }
+    }
+
     init() {}
 }
 

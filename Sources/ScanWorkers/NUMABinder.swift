@@ -34,7 +34,7 @@ public protocol NUMABinder: Sendable {
 /// The live binder: `sched_setaffinity`, `mbind` and `move_pages` through libnuma.
 ///
 /// libnuma does not fail hard for a missing node (it prints to stderr and leaves memory
-/// unbound, platform-notes §6), so node and CPU ids are validated here against the topology first.
+/// unbound), so node and CPU ids are validated here against the topology first.
 public struct LibNUMABinder: NUMABinder {
     let validNodes: Set<Int>
     let validCPUs: Set<Int>

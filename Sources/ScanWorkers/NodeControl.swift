@@ -161,14 +161,15 @@ public final class NodeControl: @unchecked Sendable {
     private var generation: UInt64 = 0
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
-    /// Called with the new config before it is applied, under no lock of the worker; throwing
-    /// refuses the change (the control API persists the knobs here, so a 2xx is durable).
+    /// Called with the new config before it is applied, while this node's control mutex is held
+    /// (two writers cannot interleave hook and apply; the worker's snapshot and wait block until it
+    /// returns, so it must not call back into this `NodeControl`); throwing refuses the change (the control API persists the knobs here, so a 2xx is durable).
     private let willApply: (@Sendable (Int, ScanConfig) throws -> Void)?
 
     /// - Parameters:
     ///   - node: the node id.
     ///   - initial: the knobs at start (flags, or the state file).
-    ///   - willApply: optional hook run before a change is applied; throwing refuses it.
+    ///   - willApply: optional hook run under the control mutex before a change is applied; throwing refuses it.
     public init(node: Int, initial: ScanConfig, willApply: (@Sendable (Int, ScanConfig) throws -> Void)? = nil) {
         self.node = node
         self.config = initial

@@ -26,16 +26,20 @@ public enum WorkerState: Int, Sendable, CaseIterable {
 public enum SigbusCode: Int, Sendable, CaseIterable {
     case mceerrAR = 0, mceerrAO, adrerr, objerr, other
 
-    /// From `siginfo.si_code` of a SIGBUS.
+    /// From `siginfo.si_code` of a SIGBUS: the one place a code is classified.
     public init(siCode: Int32) {
         switch siCode {
-        case 4: self = .mceerrAR
-        case 5: self = .mceerrAO
-        case 2: self = .adrerr
-        case 3: self = .objerr
+        case SigbusSiCode.mceerrAR: self = .mceerrAR
+        case SigbusSiCode.mceerrAO: self = .mceerrAO
+        case SigbusSiCode.adrerr: self = .adrerr
+        case SigbusSiCode.objerr: self = .objerr
         default: self = .other
         }
     }
+
+    /// The kernel marked the frame poisoned (`BUS_MCEERR_AR`/`AO`); any other code means the
+    /// mapping lost its backing.
+    public var isPoison: Bool { self == .mceerrAR || self == .mceerrAO }
 
     public var name: String {
         switch self {

@@ -1,4 +1,5 @@
 import MetricsExporter
+import HostFS
 @testable import ScanWorkers
 import Testing
 

@@ -1,5 +1,6 @@
 import Testing
 import Synchronization
+import Glibc
 @testable import ScanWorkers
 
 @Suite struct KnobTests {
@@ -66,8 +67,10 @@ import Synchronization
         defer { engine.stop() }
         let node = try #require(engine.node(0))
         #expect(eventually { node.counters.workerState == .parked })
-        // Parked means no wake at all, and a trigger does not make it scan.
+        // Parked means no wake at all, and a trigger does not make it scan: 300 ms is thirty
+        // 10 ms sleeps in which a worker that was not parked would have woken and scanned.
         node.trigger()
+        usleep(300_000)
         #expect(node.counters.wakeups.load(ordering: .relaxed) == 0)
         #expect(node.counters.type(.arena).scannedPages.load(ordering: .relaxed) == 0)
         // Un-parking wakes it.

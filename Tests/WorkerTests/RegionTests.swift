@@ -188,4 +188,14 @@ struct RegionTests {
         #expect(PageFault.outcome(forCode: code) == outcome)
         #expect(PageFault(pageIndex: 0, address: 0, siCode: code, addressLSB: 0).outcome == outcome)
     }
+
+    @Test("one classifier: every SIGBUS si_code gets its sigbus_total label and poison/lost-backing class",
+          arguments: [(SigbusSiCode.mceerrAR, SigbusCode.mceerrAR, true), (SigbusSiCode.mceerrAO, .mceerrAO, true),
+                      (SigbusSiCode.adrerr, .adrerr, false), (SigbusSiCode.objerr, .objerr, false),
+                      (Int32(1), .other, false), (Int32(0), .other, false), (Int32(-6), .other, false)])
+    func sigbusClassifier(siCode: Int32, code: SigbusCode, poison: Bool) {
+        #expect(SigbusCode(siCode: siCode) == code)
+        #expect(SigbusCode(siCode: siCode).isPoison == poison)
+        #expect(PageFault.outcome(forCode: siCode) == (poison ? .poisoned : .lostBacking))
+    }
 }

@@ -138,6 +138,10 @@ import CScanKernel
 
     @Test func injectionNeedsAnArena() throws {
         let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 2), nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        // The worker has woken (type free only): no arena is made, so there is none to inject into.
+        #expect(eventually { engine.nodes[0].counters.wakeups.load(ordering: .relaxed) >= 1 })
         #expect { try engine.nodes[0].inject(.bitflip, count: 1) } throws: { ($0 as? InjectError)?.code == .noArena }
         #expect { try engine.nodes[0].inject(.bitflip, count: 65) } throws: { ($0 as? InjectError)?.code == .invalidArgument }
     }

@@ -106,7 +106,7 @@ size_t mcescan_take_async_poison(uint64_t *out, size_t max);
 uint64_t mcescan_read_reference(const void *base, size_t bytes);
 
 
-// ---- Additions (kernel helper, issue 3): everything below is additive; the API above is unchanged. ----
+// ---- Variants, out-of-scan poison notices and OS helpers for ScanRegion ----
 
 /// Writes up to `max` names of the variants this CPU supports (best first, e.g. "avx2", "sse2",
 /// "scalar") to `out`; returns how many were written.

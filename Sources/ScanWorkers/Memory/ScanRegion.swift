@@ -1,12 +1,3 @@
-// API CHANGE: `fill(pages:seed:invert:)` now returns `[PageFault]` (`@discardableResult`, so existing
-//   calls compile unchanged): filling is fault-safe, and a page that raised SIGBUS while being filled
-//   is reported (count it like a verify fault) and has already been replaced.
-// API notes (kernel helper, issue 3): otherwise the API of the brief is kept; additions only:
-// - `init(bytes:name:lock:backing:placement:)`: `backing` (default `.memfd`) selects memfd / anonymous /
-//   hugetlb memory; `bytes` is rounded up to whole pages. The init installs the process-wide fault
-//   handler and registers the region for out-of-scan poison notices.
-// - `ChunkResult.pagesSkipped`; `retireAsyncPoison(seed:invert:)`; `isRetired(page:)`;
-//   `lastReplacementError`; `lockedBytes`; `ScanKernel` (variant, prepareThread, force).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -30,11 +21,13 @@ public enum RegionBacking: Sendable, Equatable {
 /// Memory the scanner owns: a page-aligned mapping (by default memfd-backed `MAP_SHARED`, so a second
 /// "alias" mapping can write bit flips and truncation can produce real SIGBUS), registered with the
 /// C kernel so out-of-scan poison notices for it are recorded instead of killing the process.
-/// Used by exactly one thread at a time (the worker); injection is done by the worker on request
-/// (or in tests). Unmapped on deinit.
+/// The worker scans it; the control API thread injects faults into the arena (`ScanWorker.inject`)
+/// under the worker's shared-state lock, which the worker takes to publish its cursor, to match
+/// found faults and to drop the arena, but not while it scans; tests call it directly. `fill`
+/// returns the pages that raised SIGBUS while filled (already replaced). Unmapped on deinit.
 public final class ScanRegion: @unchecked Sendable {
     /// Page state (one byte per page).
-    private enum State: UInt8 {
+    enum State: UInt8 {
         case backed = 0      // the original backing (memfd page, or the first anonymous page)
         case replaced = 1    // a fresh anonymous page mapped over a retired one
         case lost = 2        // injected lost backing: the next read raises SIGBUS
@@ -65,13 +58,13 @@ public final class ScanRegion: @unchecked Sendable {
     public private(set) var retiredPages: Int = 0
     /// Bumped whenever a page gets a different mapping (replacement, injected lost backing or
     /// poison), so a cache of the region's physical frames knows when to re-read them.
-    public private(set) var mappingGeneration: UInt64 = 0
+    public internal(set) var mappingGeneration: UInt64 = 0
     /// The last failure while replacing a page (placement or mlock of the fresh page), if any.
     public private(set) var lastReplacementError: String?
 
-    private let fd: Int32
-    private var alias: UnsafeMutableRawPointer?
-    private var states: [UInt8]
+    let fd: Int32
+    var alias: UnsafeMutableRawPointer?
+    var states: [UInt8]
     private let placement: ((UnsafeMutableRawPointer, Int) throws -> Void)?
 
     /// Maps `bytes` (rounded up to whole pages) of scanner memory.
@@ -82,6 +75,41 @@ public final class ScanRegion: @unchecked Sendable {
     /// memfd_create/ftruncate/mmap fail (for hugetlb: usually an empty pool) or placement throws.
     public init(bytes: Int, name: String, lock: Bool, backing: RegionBacking = .memfd,
                 placement: ((UnsafeMutableRawPointer, Int) throws -> Void)? = nil) throws(ScanError) {
+        let (base, size, page, fd) = try Self.map(bytes: bytes, name: name, backing: backing)
+        if let placement {
+            do { try placement(base, size) } catch {
+                munmap(base, size)
+                if fd >= 0 { close(fd) }
+                throw ScanError(.mapFailed, "placement of \(name) (\(size) bytes): \(error)")
+            }
+        }
+        self.base = base
+        self.byteCount = size
+        self.pageSize = page
+        self.backing = backing
+        self.name = name
+        self.fd = fd
+        self.placement = placement
+        self.states = [UInt8](repeating: State.backed.rawValue, count: size / page)
+        if lock {
+            if mlock(base, size) == 0 {
+                isLocked = true
+            } else {
+                let e = errno
+                lockError = "mlock \(size) bytes: \(String(cString: strerror(e))) (errno \(e)); "
+                    + "raise RLIMIT_MEMLOCK (LimitMEMLOCK=) or grant CAP_IPC_LOCK; scanning continues unlocked"
+            }
+        }
+        // Out-of-scan poison notices can arrive on any thread from now on: install the process-wide
+        // handler (once) before registering. Best effort: a full table only means notices for this
+        // region are not recorded.
+        _ = mcescan_prepare_thread()
+        _ = mcescan_register_region(UInt(bitPattern: base), size)
+    }
+
+    /// The mapping of `init`: `bytes` rounded up to whole pages of the backing's page size.
+    private static func map(bytes: Int, name: String, backing: RegionBacking) throws(ScanError)
+        -> (base: UnsafeMutableRawPointer, size: Int, page: Int, fd: Int32) {
         let systemPage = Int(sysconf(Int32(_SC_PAGESIZE)))
         var page = systemPage
         var hugeLog2: UInt32 = 0
@@ -120,35 +148,7 @@ public final class ScanRegion: @unchecked Sendable {
             let hint = hugeLog2 > 0 ? " (is the hugetlb pool of \(page)-byte pages large enough?)" : ""
             throw ScanError(.mapFailed, "mmap \(size) bytes for \(name)\(hint)", errno: e)
         }
-        if let placement {
-            do { try placement(base, size) } catch {
-                munmap(base, size)
-                if fd >= 0 { close(fd) }
-                throw ScanError(.mapFailed, "placement of \(name) (\(size) bytes): \(error)")
-            }
-        }
-        self.base = base
-        self.byteCount = size
-        self.pageSize = page
-        self.backing = backing
-        self.name = name
-        self.fd = fd
-        self.placement = placement
-        self.states = [UInt8](repeating: State.backed.rawValue, count: size / page)
-        if lock {
-            if mlock(base, size) == 0 {
-                isLocked = true
-            } else {
-                let e = errno
-                lockError = "mlock \(size) bytes: \(String(cString: strerror(e))) (errno \(e)); "
-                    + "raise RLIMIT_MEMLOCK (LimitMEMLOCK=) or grant CAP_IPC_LOCK; scanning continues unlocked"
-            }
-        }
-        // Out-of-scan poison notices can arrive on any thread from now on: install the process-wide
-        // handler (once) before registering. Best effort: a full table only means notices for this
-        // region are not recorded.
-        _ = mcescan_prepare_thread()
-        _ = mcescan_register_region(UInt(bitPattern: base), size)
+        return (base, size, page, fd)
     }
 
     deinit {
@@ -293,90 +293,9 @@ public final class ScanRegion: @unchecked Sendable {
         }
     }
 
-    // MARK: - Fault injection (tests, and the inject API)
-
-    /// XORs `mask` into word `wordIndex` (8-byte words from `base`): through the alias mapping of the
-    /// memfd when the page still has its memfd backing (the scanner's mapping sees the change, as with
-    /// a flip in DRAM), in place otherwise. Throws `.invalidArgument` for a word outside the region or
-    /// a zero mask, `.injectFailed` when the page has no backing (lost or poisoned, not yet scanned).
-    public func injectBitFlip(wordIndex: Int, mask: UInt64) throws(ScanError) {
-        guard wordIndex >= 0, wordIndex < byteCount / 8 else {
-            throw ScanError(.invalidArgument, "word \(wordIndex) is outside \(name) (0..<\(byteCount / 8))")
-        }
-        guard mask != 0 else { throw ScanError(.invalidArgument, "bit flip mask must have at least one bit set") }
-        let page = wordIndex * 8 / pageSize
-        let target: UnsafeMutableRawPointer
-        switch State(rawValue: states[page]) ?? .backed {
-        case .lost, .poisoned, .dead:
-            throw ScanError(.injectFailed, "page \(page) of \(name) has no usable backing (injected fault not yet scanned, or retired)")
-        case .replaced:
-            target = base + wordIndex * 8
-        case .backed:
-            if fd >= 0 {
-                target = try aliasMapping() + wordIndex * 8
-            } else {
-                target = base + wordIndex * 8
-            }
-        }
-        let word = target.assumingMemoryBound(to: UInt64.self)
-        word.pointee ^= mask
-    }
-
-    /// Makes page `page` raise a real SIGBUS (`BUS_ADRERR`) on its next read: a fresh memfd, mapped
-    /// over it with MAP_FIXED, is truncated to nothing. The next verify counts it as lost backing and
-    /// replaces it. Throws `.invalidArgument` for a page outside the region, `.injectFailed` on failure.
-    public func injectLostBacking(page: Int) throws(ScanError) {
-        guard page >= 0, page < pageCount else {
-            throw ScanError(.invalidArgument, "page \(page) is outside \(name) (0..<\(pageCount))")
-        }
-        guard states[page] != State.dead.rawValue else {
-            throw ScanError(.injectFailed, "page \(page) of \(name) is retired and no longer scanned")
-        }
-        let old = State(rawValue: states[page]) ?? .backed
-        mappingGeneration &+= 1
-        if mcescan_map_lost_backing(address(ofPage: page), pageSize) != 0 {
-            throw ScanError(.injectFailed, "map a truncated memfd over page \(page) of \(name)", errno: errno)
-        }
-        if fd >= 0, old == .backed { _ = mcescan_punch_hole(fd, UInt64(page * pageSize), UInt64(pageSize)) }
-        states[page] = State.lost.rawValue
-    }
-
-    /// Poisons the frame behind page `page` with `madvise(MADV_HWPOISON)`: real, the kernel retires
-    /// the physical page until reboot and counts it (HardwareCorrupted, memory_failure stats). The
-    /// next verify gets SIGBUS `BUS_MCEERR_AR` and counts it as poisoned. Needs CAP_SYS_ADMIN and a
-    /// kernel with CONFIG_MEMORY_FAILURE: throws `.permissionDenied` / `.unsupported` saying which.
-    public func injectHardwarePoison(page: Int) throws(ScanError) {
-        guard page >= 0, page < pageCount else {
-            throw ScanError(.invalidArgument, "page \(page) is outside \(name) (0..<\(pageCount))")
-        }
-        let state = State(rawValue: states[page]) ?? .backed
-        guard state == .backed || state == .replaced else {
-            throw ScanError(.injectFailed, "page \(page) of \(name) has no usable backing (injected fault not yet scanned, or retired)")
-        }
-        let addr = address(ofPage: page)
-        if mcescan_madvise_hwpoison(addr, pageSize) != 0 {
-            let e = errno
-            switch e {
-            case EPERM:
-                throw ScanError(.permissionDenied, "madvise(MADV_HWPOISON) needs CAP_SYS_ADMIN (run as root)")
-            case EINVAL where access("/proc/sys/vm/memory_failure_recovery", F_OK) != 0:
-                throw ScanError(.unsupported, "madvise(MADV_HWPOISON) is not available: this kernel is built without "
-                    + "CONFIG_MEMORY_FAILURE (no /proc/sys/vm/memory_failure_recovery); use lost-backing injection instead")
-            default:
-                throw ScanError(.injectFailed, "madvise(MADV_HWPOISON) on page \(page) of \(name)", errno: e)
-            }
-        }
-        // Kernels that signal during the madvise (BUS_MCEERR_AR to the caller) left a notice in the
-        // out-of-scan table: drop it, the next verify finds and counts the page itself.
-        var notices = [UInt64](repeating: 0, count: 8)
-        _ = mcescan_take_async_poison_in(UInt(bitPattern: addr), pageSize, &notices, notices.count)
-        states[page] = State.poisoned.rawValue
-        mappingGeneration &+= 1
-    }
-
     // MARK: - Internals
 
-    private func address(ofPage page: Int) -> UnsafeMutableRawPointer { base + page * pageSize }
+    func address(ofPage page: Int) -> UnsafeMutableRawPointer { base + page * pageSize }
 
     private func checkRange(_ pages: Range<Int>) {
         precondition(pages.lowerBound >= 0 && pages.upperBound <= pageCount,
@@ -437,14 +356,5 @@ public final class ScanRegion: @unchecked Sendable {
         } catch {
             lastReplacementError = error.message
         }
-    }
-
-    private func aliasMapping() throws(ScanError) -> UnsafeMutableRawPointer {
-        if let alias { return alias }
-        guard let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
-            throw ScanError(.injectFailed, "map a second view of \(name) for bit flips", errno: errno)
-        }
-        alias = p
-        return p
     }
 }

@@ -5,7 +5,7 @@ import Musl
 #endif
 import CScanKernel
 
-/// Outcome of scanning one page (STYLE §6): an enum, each outcome counted.
+/// Outcome of scanning one page: an enum, each outcome counted.
 public enum PageOutcome: String, Sendable, Hashable, CaseIterable {
     /// Every word matched the pattern.
     case clean
@@ -69,7 +69,7 @@ public struct PageFault: Sendable, Equatable {
 
     /// The page outcome a SIGBUS `si_code` stands for.
     public static func outcome(forCode code: Int32) -> PageOutcome {
-        code == SigbusSiCode.mceerrAR || code == SigbusSiCode.mceerrAO ? .poisoned : .lostBacking
+        SigbusCode(siCode: code).isPoison ? .poisoned : .lostBacking
     }
 }
 
