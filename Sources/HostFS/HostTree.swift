@@ -140,12 +140,20 @@ extension HostTree {
     }
 }
 
-extension String {
-    /// The string without the given leading and trailing characters.
+extension StringProtocol {
+    /// The text without the given leading and trailing Unicode scalars. Scalars, not Characters:
+    /// "\r\n" is one Character, so a Character test would not trim the "\n" of `echo 8192`
+    /// from a set written as " \t\r\n", nor a lone "\r".
     public func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s.removeFirst() }
-        while let l = s.last, set.contains(l) { s.removeLast() }
-        return String(s)
+        let scalars = unicodeScalars
+        let drop = Set(set.unicodeScalars)
+        guard let first = scalars.firstIndex(where: { !drop.contains($0) }) else { return "" }
+        let last = scalars.lastIndex(where: { !drop.contains($0) })!
+        var kept = String.UnicodeScalarView()
+        kept.append(contentsOf: scalars[first...last])
+        return String(kept)
     }
+
+    /// The text without leading and trailing spaces and tabs (HTTP optional whitespace).
+    public func trimmingWhitespace() -> String { trimmingCharacters(in: " \t") }
 }

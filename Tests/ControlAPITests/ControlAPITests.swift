@@ -180,6 +180,9 @@ struct ControlAPITests {
         #expect(put.text == "8192\n")
         #expect(try f.send("PUT", "/mcescan/node1/type", headers: [], bodyText: "arena\n").text == "1\n")
         #expect(try f.send("PUT", "/mcescan/node1/scan_sleep_millisecs", headers: [], bodyText: "100").text == "100\n")
+        // What `echo 2048 | curl --data-binary @-` sends, and the same from a CRLF editor.
+        #expect(try f.send("PUT", "/mcescan/node1/pages_to_scan", headers: [], bodyText: "2048\n").text == "2048\n")
+        #expect(try f.send("PUT", "/mcescan/node1/pages_to_scan", headers: [], bodyText: "2049\r\n").text == "2049\n")
         #expect(f.surface.controls[0]!.snapshot().pagesToScan == 8192)
         #expect(try f.send("GET", "/mcescan/node1/type").text == "1\n")
         #expect(try f.send("GET", "/mcescan/node1/full_scans").text == "3\n")

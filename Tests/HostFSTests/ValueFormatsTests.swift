@@ -70,3 +70,17 @@ import Testing
         #expect(formatDuration(seconds) == text)
     }
 }
+
+@Suite struct TrimmingTests {
+    /// "\r\n" is one Character; trimming works on scalars so each of "\r" and "\n" goes alone too.
+    @Test(arguments: [("8192\n", "8192"), ("8192\r\n", "8192"), ("\r8192\r", "8192"), (" \t8192 \n\n", "8192"),
+                      ("\n\r\n", ""), ("", ""), ("a b", "a b")])
+    func scalars(_ text: String, _ trimmed: String) {
+        #expect(text.trimmingCharacters(in: " \t\r\n") == trimmed)
+    }
+
+    @Test func whitespaceIsSpacesAndTabs() {
+        #expect(" \tgzip;q=1\t ".trimmingWhitespace() == "gzip;q=1")
+        #expect("x\n".trimmingWhitespace() == "x\n")
+    }
+}

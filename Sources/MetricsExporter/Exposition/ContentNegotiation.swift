@@ -135,13 +135,3 @@ public enum ContentNegotiation {
         return parts
     }
 }
-
-extension StringProtocol {
-    /// The string without leading and trailing spaces and tabs (HTTP optional white space).
-    func trimmingWhitespace() -> String {
-        var scalars = Substring(self)
-        while let f = scalars.first, f == " " || f == "\t" { scalars.removeFirst() }
-        while let l = scalars.last, l == " " || l == "\t" { scalars.removeLast() }
-        return String(scalars)
-    }
-}
