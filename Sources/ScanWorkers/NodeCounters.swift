@@ -136,6 +136,9 @@ public final class NodeCounters: Sendable {
     let coverageKnown = Atomic<Int>(0)
     /// Node MemTotal at the last wake, bytes.
     public let nodeMemoryBytes = Atomic<UInt64>(0)
+    /// Corrupted words counted without an event of their own: one verify records the first
+    /// `ScanRegion.maxMismatchesPerChunk` mismatches in detail (a storm must not flood the log).
+    public let eventsDroppedAtCap = Atomic<UInt64>(0)
     private let failureText = Locked<String?>(nil)
     private let padTail = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
 

@@ -107,6 +107,25 @@ import CScanKernel
         #expect(arena.corruptedWords.load(ordering: .relaxed) == 2)
     }
 
+    /// One verify records its first mismatches as events; the rest are counted in the ordinary
+    /// counters and, so that nothing is dropped silently, in eventsDroppedAtCap.
+    @Test func mismatchesBeyondTheEventCapAreCountedAsDropped() throws {
+        let log = try EventLog(directory: nil)
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 256 << 10, nodes: [0], events: log)
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
+        let offsets = try node.inject(.bitflip, count: 40)
+        node.trigger()
+        let arena = node.counters.type(.arena)
+        #expect(eventually { arena.corruptedWords.load(ordering: .relaxed) == UInt64(offsets.count) })
+        let recorded = UInt64(log.events().count)
+        #expect(recorded >= UInt64(ScanRegion.maxMismatchesPerChunk) && recorded < UInt64(offsets.count))
+        #expect(node.counters.eventsDroppedAtCap.load(ordering: .relaxed) == UInt64(offsets.count) - recorded)
+    }
+
     /// Synthetic poison (a truncated memfd page: a real SIGBUS BUS_ADRERR) is survived, counted as
     /// injected poison in the ordinary counters, retired and replaced; the scan goes on clean.
     @Test func injectedPoisonIsSurvivedCountedAndReplaced() throws {

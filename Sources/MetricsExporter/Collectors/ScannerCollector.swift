@@ -70,6 +70,10 @@ public struct ScannerCollector: Collector {
             add("wake_duration_seconds", [node], .histogram(HistogramValue(upperBounds: h.bounds, cumulativeCounts: h.cumulative,
                                                                            count: h.count, sum: h.sum)))
         }
+        // Host-wide: one event log for every node.
+        let dropped = engine.nodes.reduce(UInt64(0)) { $0 &+ $1.counters.eventsDroppedAtCap.load(ordering: .relaxed) }
+        add("events_dropped_total", [Label("reason", "verify_cap")], .unsigned(dropped))
+        add("event_log_write_errors_total", [], .unsigned(engine.events.writeErrors))
         for d in Self.descriptors {
             guard let built = d.perType ? perType[d.name] : perNode[d.name],
                   let metrics = detail.fold(scanner: d.name, built) else { continue }
@@ -110,6 +114,8 @@ public struct ScannerCollector: Collector {
         .init(name: "scan_backoffs_total", type: .counter, perType: false, help: "Sweeps that backed off instead of taking memory, by reason."),
         .init(name: "injected_faults_total", type: .counter, perType: false, help: "Faults injected through the control API (fire drills), by kind."),
         .init(name: "worker_state", type: .gauge, perType: false, help: "1 for the state the node's scan worker is in, 0 for the others."),
+        .init(name: "events_dropped_total", type: .counter, perType: false, help: "Corrupted words counted without an event of their own (verify_cap: one verify records its first \(ScanRegion.maxMismatchesPerChunk) mismatches in detail)."),
+        .init(name: "event_log_write_errors_total", type: .counter, perType: false, help: "Writes of found errors to events.jsonl that failed (the events stay queued in memory and are retried)."),
         .init(name: "wake_duration_seconds", type: .histogram, unit: "seconds", perType: false, help: "Wall time of one wake of the node's scan worker."),
     ]
 }

@@ -44,6 +44,9 @@ extension ScanWorker {
         c.scannedPages.add(UInt64(tally.pages), ordering: .relaxed)
         c.scannedBytes.add(UInt64(tally.pages * tally.pageBytes), ordering: .relaxed)
         if tally.corrupted > 0 {
+            if tally.corrupted > UInt64(tally.mismatches.count) {
+                counters.eventsDroppedAtCap.add(tally.corrupted - UInt64(tally.mismatches.count), ordering: .relaxed)
+            }
             c.corruptedWords.add(tally.corrupted, ordering: .relaxed)
             c.flips0to1.add(tally.flips0to1, ordering: .relaxed)
             c.flips1to0.add(tally.flips1to0, ordering: .relaxed)

@@ -129,11 +129,14 @@ final class ScanWorker: @unchecked Sendable {
 
     func loop() {
         while !control.isStopping {
+            // Found errors the disk refused are retried on every wake (cheap when none wait);
+            // a parked worker wakes once a second for that while any wait.
+            let durable = events.retryPending()
             let config = control.snapshot()
             syncTypes(config)
             if config.isParked {
                 counters.setState(.parked)
-                if control.wait(millis: nil) == .stop { return }
+                if control.wait(millis: durable ? nil : 1000) == .stop { return }
                 continue
             }
             wake(config)
