@@ -33,38 +33,23 @@ public struct ProcessCollector: Collector {
         let bootTime = try self.bootTime ?? parseBootTime(procfs.readString("stat"))
         let fds = try procfs.list("self/fd").count
 
-        families.append(try MetricFamily(
-            name: "process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.",
-            type: .counter, metrics: [Metric([:], Double(stat.userTicks + stat.systemTicks) / ticksPerSecond)]))
-        families.append(try MetricFamily(
-            name: "process_open_fds", help: "Number of open file descriptors.",
-            type: .gauge, metrics: [Metric([:], UInt64(fds))]))
-        if let maxFDs = limits.openFilesSoft {
-            families.append(try MetricFamily(
-                name: "process_max_fds", help: "Maximum number of open file descriptors.",
-                type: .gauge, metrics: [Metric([:], maxFDs)]))
+        // One unlabelled sample per family; a family whose source is missing is left out.
+        func add(_ name: String, _ type: MetricType, _ help: String, _ metric: Metric?) throws {
+            guard let metric else { return }
+            families.append(try MetricFamily(name: name, help: help, type: type, metrics: [metric]))
         }
-        families.append(try MetricFamily(
-            name: "process_virtual_memory_bytes", help: "Virtual memory size in bytes.",
-            type: .gauge, metrics: [Metric([:], stat.virtualBytes)]))
-        if let maxVM = limits.addressSpaceSoft {
-            families.append(try MetricFamily(
-                name: "process_virtual_memory_max_bytes", help: "Maximum amount of virtual memory available in bytes.",
-                type: .gauge, metrics: [Metric([:], maxVM)]))
-        }
-        families.append(try MetricFamily(
-            name: "process_resident_memory_bytes", help: "Resident memory size in bytes.",
-            type: .gauge, metrics: [Metric([:], stat.residentPages * pageSize)]))
-        if let maps = try? procfs.readBytes("self/maps", limit: 16 << 20), let heap = parseHeapBytes(maps) {
-            families.append(try MetricFamily(
-                name: "process_heap_bytes", help: "Size of the process heap ([heap] in /proc/self/maps) in bytes.",
-                type: .gauge, metrics: [Metric([:], heap)]))
-        }
-        families.append(try MetricFamily(
-            name: "process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.",
-            type: .gauge, metrics: [Metric([:], Double(bootTime) + Double(stat.startTicks) / ticksPerSecond)]))
-        families.append(try MetricFamily(
-            name: "process_threads", help: "Number of OS threads in the process.",
-            type: .gauge, metrics: [Metric([:], stat.threads)]))
+        let heap = (try? procfs.readBytes("self/maps", limit: 16 << 20)).flatMap { parseHeapBytes($0) }
+        try add("process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.",
+                Metric([:], Double(stat.userTicks + stat.systemTicks) / ticksPerSecond))
+        try add("process_open_fds", .gauge, "Number of open file descriptors.", Metric([:], UInt64(fds)))
+        try add("process_max_fds", .gauge, "Maximum number of open file descriptors.", limits.openFilesSoft.map { Metric([:], $0) })
+        try add("process_virtual_memory_bytes", .gauge, "Virtual memory size in bytes.", Metric([:], stat.virtualBytes))
+        try add("process_virtual_memory_max_bytes", .gauge, "Maximum amount of virtual memory available in bytes.",
+                limits.addressSpaceSoft.map { Metric([:], $0) })
+        try add("process_resident_memory_bytes", .gauge, "Resident memory size in bytes.", Metric([:], stat.residentPages * pageSize))
+        try add("process_heap_bytes", .gauge, "Size of the process heap ([heap] in /proc/self/maps) in bytes.", heap.map { Metric([:], $0) })
+        try add("process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds.",
+                Metric([:], Double(bootTime) + Double(stat.startTicks) / ticksPerSecond))
+        try add("process_threads", .gauge, "Number of OS threads in the process.", Metric([:], stat.threads))
     }
 }
