@@ -126,6 +126,43 @@ import CScanKernel
         #expect(node.counters.eventsDroppedAtCap.load(ordering: .relaxed) == UInt64(offsets.count) - recorded)
     }
 
+    /// Injections repeated before the scan comes round land on distinct words, so every one is
+    /// found exactly once; poison avoids pages holding a pending flip, and a full arena says so.
+    @Test func repeatedInjectionsAreDistinctAndAllFound() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 256 << 10, nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
+        var flips: [UInt64] = []
+        for _ in 0..<9 { flips += try node.inject(.bitflip, count: 32) }   // 32 of the 64 pages, 9 words each
+        #expect(flips.count == 288 && Set(flips).count == 288)
+        let poisoned = try node.inject(.poison, count: 1)
+        #expect(poisoned.count == 1)
+        #expect(!flips.contains { $0 / 4096 == poisoned[0] / 4096 }, "poison lands on a page without a pending flip")
+        node.trigger()
+        let arena = node.counters.type(.arena)
+        #expect(eventually { arena.corruptedWords.load(ordering: .relaxed) == 288 })
+        #expect(eventually { arena.poisonedPages.load(ordering: .relaxed) == 1 })
+        #expect(arena.flips0to1.load(ordering: .relaxed) + arena.flips1to0.load(ordering: .relaxed) == 288)
+        #expect(node.counters.injectedCount(.bitflip) == 288)
+    }
+
+    @Test func anArenaFullOfPendingPoisonRefusesMore() throws {
+        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                         arenaBytes: 64 << 10, nodes: [0])
+        try engine.start()
+        defer { engine.stop() }
+        let node = engine.nodes[0]
+        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
+        #expect(try node.inject(.poison, count: 10).count == 10)
+        #expect(try node.inject(.poison, count: 10).count == 6, "16 pages: only 6 left")
+        #expect { try node.inject(.poison, count: 1) } throws: { ($0 as? InjectError)?.code == .arenaFull }
+        #expect { try node.inject(.bitflip, count: 1) } throws: { ($0 as? InjectError)?.code == .arenaFull }
+        #expect(node.counters.injectedCount(.poison) == 16)
+    }
+
     /// Synthetic poison (a truncated memfd page: a real SIGBUS BUS_ADRERR) is survived, counted as
     /// injected poison in the ordinary counters, retired and replaced; the scan goes on clean.
     @Test func injectedPoisonIsSurvivedCountedAndReplaced() throws {

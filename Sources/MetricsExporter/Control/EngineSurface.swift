@@ -36,6 +36,7 @@ public struct EngineSurface: ControlSurface {
         } catch {
             switch error.code {
             case .noArena: throw ControlError(409, "no_arena", error.message)
+            case .arenaFull: throw ControlError(409, "arena_full", error.message)
             case .unsupported: throw ControlError(501, "unsupported", error.message)
             case .invalidArgument: throw ControlError(400, "out_of_range", error.message, field: "count")
             }

@@ -18,7 +18,13 @@ extension ScanWorker {
             injectedHits = shared.withLock { s in
                 var w = Set<Int>(), p = [Int: UInt64?]()
                 for m in tally.mismatches where s.injectedWords.remove(Int(m.offset)) != nil { w.insert(Int(m.offset)) }
-                for f in tally.faults { if let phys = s.injectedPages.removeValue(forKey: f.pageIndex) { p[f.pageIndex] = phys } }
+                for f in tally.faults {
+                    if let phys = s.injectedPages.removeValue(forKey: f.pageIndex) { p[f.pageIndex] = phys }
+                    // A faulting page is replaced: flips waiting in it will never be read, and
+                    // must not label a later real error at the same offset as injected.
+                    let page = (f.pageIndex * tally.pageBytes)..<((f.pageIndex + 1) * tally.pageBytes)
+                    s.injectedWords = s.injectedWords.filter { !page.contains($0) }
+                }
                 return (w, p)
             }
         }
