@@ -98,6 +98,7 @@ public final class RecordingBinder: NUMABinder {
     private struct State {
         var requests: [Request] = []
         var boundNode: [UInt: Int] = [:]
+        var refusesMemory = false
     }
     private let state = Locked(State())
     /// When set, every placement query answers this node (a misplaced region).
@@ -110,15 +111,23 @@ public final class RecordingBinder: NUMABinder {
     /// Every request so far, in order.
     public var requests: [Request] { state.withLock { $0.requests } }
 
+    /// While true, every memory binding fails as a node that is not online would.
+    public var refusesMemory: Bool {
+        get { state.withLock { $0.refusesMemory } }
+        set { state.withLock { $0.refusesMemory = newValue } }
+    }
+
     public func bindCurrentThread(node: Int, cpus: [Int]) throws(BindError) {
         state.withLock { $0.requests.append(.thread(node: node, cpus: cpus)) }
     }
 
     public func bindMemory(_ address: UnsafeMutableRawPointer, bytes: Int, toNode node: Int) throws(BindError) {
-        state.withLock {
-            $0.requests.append(.memory(node: node, bytes: bytes))
-            $0.boundNode[UInt(bitPattern: address)] = node
+        let refused = state.withLock { s -> Bool in
+            s.requests.append(.memory(node: node, bytes: bytes))
+            if !s.refusesMemory { s.boundNode[UInt(bitPattern: address)] = node }
+            return s.refusesMemory
         }
+        if refused { throw BindError(.invalidNode, "node \(node) is not online (test binder)") }
     }
 
     public func nodesOfPages(_ address: UnsafeMutableRawPointer, pageCount: Int, pageStride: Int) -> [Int?] {

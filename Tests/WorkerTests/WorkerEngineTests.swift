@@ -163,6 +163,27 @@ import CScanKernel
         #expect(node.counters.injectedCount(.poison) == 16)
     }
 
+    /// An arena that cannot be had is retried on every wake but logged once, and its recovery once.
+    @Test func aFailingArenaIsLoggedOnceNotEveryWake() throws {
+        let binder = RecordingBinder()
+        binder.refusesMemory = true
+        let lines = Locked<[String]>([])
+        let f = fixture("three-node")
+        let engine = try ScanEngine(
+            configuration: EngineConfiguration(nodes: [0], initial: try ScanConfig(pagesToScan: 16, sleepMillis: 5, type: 1),
+                                               worker: WorkerSettings(arenaBytes: 64 << 10, memoryGuard: MemoryGuard(sysfs: f.sysfs, procfs: f.procfs))),
+            topology: try Topology.read(sysfs: f.sysfs), binder: binder, procfs: f.procfs, events: try EventLog(directory: nil),
+            log: { _, message, _ in lines.withLock { $0.append(message) } })
+        try engine.start()
+        defer { engine.stop() }
+        let attempts = { binder.requests.filter { if case .memory = $0 { return true } else { return false } }.count }
+        #expect(eventually { attempts() >= 5 })
+        #expect(lines.withLock { $0.filter { $0.hasPrefix("cannot allocate the arena") }.count } == 1)
+        binder.refusesMemory = false
+        #expect(eventually { engine.nodes[0].counters.type(.arena).regionBytes.load(ordering: .relaxed) == 64 << 10 })
+        #expect(lines.withLock { $0.filter { $0.hasPrefix("arena allocated after earlier failures") }.count } == 1)
+    }
+
     /// Synthetic poison (a truncated memfd page: a real SIGBUS BUS_ADRERR) is survived, counted as
     /// injected poison in the ordinary counters, retired and replaced; the scan goes on clean.
     @Test func injectedPoisonIsSurvivedCountedAndReplaced() throws {

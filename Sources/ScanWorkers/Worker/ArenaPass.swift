@@ -38,8 +38,16 @@ extension ScanWorker {
                 try binder.bindMemory(base, bytes: length, toNode: id)
             }
         } catch {
-            log(.error, "cannot allocate the arena", ["node": "\(node.id)", "bytes": "\(bytes)", "err": "\(error.message)"])
+            if arenaFailure != error.message {
+                arenaFailure = error.message
+                log(.error, "cannot allocate the arena (retried on every wake, logged again only when the error changes)",
+                    ["node": "\(node.id)", "bytes": "\(bytes)", "err": "\(error.message)"])
+            }
             return nil
+        }
+        if arenaFailure != nil {
+            arenaFailure = nil
+            log(.info, "arena allocated after earlier failures", ["node": "\(node.id)", "bytes": "\(bytes)"])
         }
         if !region.isLocked && !loggedLock {
             loggedLock = true

@@ -47,6 +47,9 @@ final class ScanWorker: @unchecked Sendable {
     let nonce: UInt64
     var sweepSerial: UInt64 = 0
     var loggedLock = false
+    /// The last arena allocation error logged: repeated on every wake, it is logged once until it
+    /// changes or the arena is allocated again.
+    var arenaFailure: String?
     var thread: pthread_t?
 
     init(node: NUMANode, cpus: [Int], control: NodeControl, counters: NodeCounters, binder: any NUMABinder,
