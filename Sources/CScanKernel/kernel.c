@@ -42,8 +42,8 @@
 // two phases 0.129-0.137 CPU-s; verify and non-temporal store fused line by line in one stream
 // 0.128-0.138 (the same, but it cannot use the streams, and a fault half-way through a fused line
 // leaves nothing to roll back to); fused in 4 streams 1.27 (the write-combining buffers thrash);
-// ordinary stores 0.111-0.121, but they leave the rewritten arena dirty in the cache, which the
-// SPEC rules out.
+// ordinary stores 0.111-0.121, but they leave the rewritten arena dirty in the cache, so the next
+// verify could read the cached copy instead of the DRAM cells it is meant to test.
 #define PF_DIST 512
 
 // Per-line pattern arithmetic (the SIMD variants). A 64-byte line at address L holds words at
