@@ -68,3 +68,11 @@ public struct ProcessCollector: Collector {
             type: .gauge, metrics: [Metric([:], stat.threads)]))
     }
 }
+
+extension ProcessCollector {
+    /// `--collector.process`.
+    public static let descriptor = CollectorDescriptor(
+        name: "process", help: "The process_* metrics of the exporter itself.") { context, _ in
+        RunningCollector(ProcessCollector(procfs: context.procfs))
+    }
+}
