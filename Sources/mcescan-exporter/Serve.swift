@@ -13,7 +13,8 @@ import Glibc
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the exporter daemon (the default subcommand).")
+        abstract: "Run the exporter daemon (the default subcommand).",
+        discussion: CollectorCatalog.helpText())
 
     @OptionGroup var common: CommonOptions
 
@@ -31,26 +32,13 @@ struct Serve: ParsableCommand {
             help: ArgumentHelp("exporter-toolkit web config (YAML): tls_server_config (cert_file, key_file) for HTTPS, basic_auth_users (bcrypt) for authentication. Unsupported or unknown keys are errors.", valueName: "path"))
     var webConfigFile: String?
 
-    @Flag(name: .customLong("collector.process"), inversion: .prefixedNo, help: "The process_* metrics of the exporter itself.")
-    var processCollector: Bool = true
-
-    @Flag(exclusivity: .chooseLast)
-    var memoryFailureCollector: MemoryFailureSwitch = .on
-
-    @Flag(name: .customLong("collector.hwpoison"), inversion: .prefixedNo, help: "Background census of HWPOISON pages per node and page type (/proc/kpageflags).")
-    var hwpoisonCollector: Bool = true
-
-    @Option(name: .customLong("collector.hwpoison.interval"),
-            help: ArgumentHelp("Time between two hwpoison censuses (\(HwpoisonCensus.intervalRangeDescription), e.g. 60s, 5m).", valueName: "duration"))
-    var hwpoisonInterval: String = Defaults.hwpoisonInterval
-
-    @Flag(exclusivity: .chooseLast)
-    var edacScrubCollector: EdacScrubSwitch = .on
+    /// `--collector.*` flags, parsed against `CollectorCatalog` (listed in the discussion above),
+    /// and anything else ArgumentParser did not recognise, which `validate()` refuses.
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp(visibility: .private))
+    var collectorArguments: [String] = []
 
     @Option(name: .customLong("metrics.detail"), help: ArgumentHelp(MetricsDetail.flagHelp, valueName: "level"))
     var metricsDetail: MetricsDetail = .default
-
-    var hwpoisonIntervalSeconds: Double = HwpoisonCensus.defaultInterval
 
     @Option(name: .customLong("scan.nodes"),
             help: ArgumentHelp("NUMA nodes to scan, e.g. 0,2-3 (default: every online node with memory).", valueName: "list"))
@@ -104,10 +92,10 @@ struct Serve: ParsableCommand {
 
     var parsedAddresses: [ListenAddress] = []
 
+    var collectorSelection = try! CollectorSelection(parsing: [])
+
     enum CodingKeys: CodingKey {
-        case common, listenAddresses, telemetryPath, maxRequests, processCollector
-        case webConfigFile
-        case memoryFailureCollector, hwpoisonCollector, hwpoisonInterval, edacScrubCollector
+        case common, listenAddresses, telemetryPath, maxRequests, webConfigFile, collectorArguments
         case scanNodes, pagesToScan, sleepMillis, scanType, arenaBytes, freeReserveRatio, pressureThreshold, coverageWindow, stateDir, eventsMaxBytes
         case enableFaultInjection, enableKernelPoison, metricsDetail
     }
@@ -132,7 +120,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--web.max-requests: \(maxRequests) is out of range (1-65535)")
         }
         do {
-            hwpoisonIntervalSeconds = try HwpoisonCollector.parseInterval(hwpoisonInterval)
+            collectorSelection = try CollectorSelection(parsing: collectorArguments)
         } catch {
             throw ValidationError(error.message)
         }
@@ -158,25 +146,16 @@ struct Serve: ParsableCommand {
         }
 
         let procfs = ProcFS(root: common.procfs)
-        var collectors: [any Collector] = []
-        if processCollector { collectors.append(ProcessCollector(procfs: procfs)) }
         let sysfs = SysFS(root: common.sysfs)
-        if memoryFailureCollector == .on { collectors.append(MemoryFailureCollector(sysfs: sysfs, logger: logger)) }
-        var census: HwpoisonCensus?
-        if hwpoisonCollector {
-            let c = HwpoisonCensus(sysfs: sysfs, procfs: procfs, interval: hwpoisonIntervalSeconds, logger: logger)
-            c.start()
-            census = c
-            collectors.append(HwpoisonCollector(census: c, detail: metricsDetail))
+        let running: [RunningCollector]
+        do {
+            running = try collectorSelection.build(CollectorContext(sysfs: sysfs, procfs: procfs, logger: logger, detail: metricsDetail))
+        } catch {
+            logger.error("cannot start the collectors", metadata: ["err": "\(error)"])
+            throw ExitCode(2)
         }
-        // EDAC scrub attributes can reach the device (CXL mailbox): sampled off the scrape path.
-        var edacSampler: EdacScrubSampler?
-        if edacScrubCollector == .on {
-            let sampler = EdacScrubSampler(sysfs: sysfs)
-            sampler.start()
-            edacSampler = sampler
-            collectors.append(EdacScrubCollector(sampler: sampler))
-        }
+        let stopCollectors = { running.forEach { $0.stop() } }
+        var collectors = running.map(\.collector)
         // Scan workers start before the HTTP server, so the first scrape already sees them.
         let engine: ScanEngine
         let plane: ControlPlane
@@ -187,8 +166,7 @@ struct Serve: ParsableCommand {
             try engine.start()
         } catch {
             logger.error("cannot start the scan workers", metadata: ["err": "\(error)"])
-            census?.stop()
-            edacSampler?.stop()
+            stopCollectors()
             throw ExitCode(2)
         }
         collectors.append(ScannerCollector(engine: engine, detail: metricsDetail))
@@ -210,8 +188,7 @@ struct Serve: ParsableCommand {
         } catch {
             logger.error("cannot start the HTTP server", metadata: ["err": "\(error)"])
             engine.stop()
-            census?.stop()
-            edacSampler?.stop()
+            stopCollectors()
             throw ExitCode(2)
         }
         for address in server.boundAddresses {
@@ -226,8 +203,7 @@ struct Serve: ParsableCommand {
         logger.info("shutting down", metadata: ["signal": "\(DaemonSignals.name(received))"])
         server.shutdown(gracePeriod: 10)
         engine.stop()
-        census?.stop()
-        edacSampler?.stop()
+        stopCollectors()
         logger.info("stopped")
     }
 }
@@ -237,7 +213,6 @@ enum Defaults {
     static let listenAddress = ":10120"
     static let telemetryPath = "/metrics"
     static let maxRequests = 40
-    static let hwpoisonInterval = "60s"
     static let scanType = ScanConfig.typeNames(ScanConfig.defaultType).joined(separator: ",")
     static let arenaBytes = "\(WorkerSettings.defaultArenaBytes >> 20)MiB"
     static let coverageWindow = "\(Int(WorkerSettings.defaultCoverageWindow) / 3600)h"

@@ -127,3 +127,14 @@ public final class EdacScrubSampler: Sendable {
     /// Stops the thread and waits for it (and for a read in progress).
     public func stop() { thread.stop() }
 }
+
+extension EdacScrubCollector {
+    /// `--collector.edac_scrub`. EDAC scrub attributes can reach the device (CXL mailbox), so they
+    /// are sampled on the sampler's thread, off the scrape path.
+    public static let descriptor = CollectorDescriptor(
+        name: "edac_scrub", help: "EDAC scrub control state (sysfs bus/edac/devices/*/scrub*/).") { context, _ in
+        let sampler = EdacScrubSampler(sysfs: context.sysfs)
+        sampler.start()
+        return RunningCollector(EdacScrubCollector(sampler: sampler), stop: { sampler.stop() })
+    }
+}

@@ -244,3 +244,21 @@ public final class HwpoisonCensus: Sendable {
     /// Stops the background thread and waits for it (at most one chunk of a census in progress).
     public func stop() { thread.stop() }
 }
+
+extension HwpoisonCollector {
+    /// `--collector.hwpoison` and `--collector.hwpoison.interval`. The census walks kpageflags on
+    /// its own thread; a scrape shows its last complete result.
+    public static let descriptor = CollectorDescriptor(
+        name: "hwpoison", help: "Background census of HWPOISON pages per node and page type (/proc/kpageflags).",
+        options: [CollectorOption(
+            name: "interval", valueName: "duration",
+            help: "Time between two hwpoison censuses (\(HwpoisonCensus.intervalRangeDescription), e.g. 60s, 5m).",
+            defaultValue: "\(Int(HwpoisonCensus.defaultInterval))s",
+            check: { value, flag throws(FlagValueError) in _ = try parseInterval(value, flag: flag) })]
+    ) { context, settings in
+        let census = HwpoisonCensus(sysfs: context.sysfs, procfs: context.procfs,
+                                    interval: try parseInterval(settings["interval"] ?? ""), logger: context.logger)
+        census.start()
+        return RunningCollector(HwpoisonCollector(census: census, detail: context.detail), stop: { census.stop() })
+    }
+}

@@ -71,3 +71,11 @@ final class OnceSet: Sendable {
     /// True the first time `key` is inserted.
     func insert(_ key: String) -> Bool { seen.withLock { $0.insert(key).inserted } }
 }
+
+extension MemoryFailureCollector {
+    /// `--collector.memory_failure`.
+    public static let descriptor = CollectorDescriptor(
+        name: "memory_failure", help: "Per-node kernel memory-failure statistics (sysfs nodeN/memory_failure/).") { context, _ in
+        RunningCollector(MemoryFailureCollector(sysfs: context.sysfs, logger: context.logger))
+    }
+}

@@ -53,3 +53,11 @@ public struct ProcessCollector: Collector {
         try add("process_threads", .gauge, "Number of OS threads in the process.", Metric([:], stat.threads))
     }
 }
+
+extension ProcessCollector {
+    /// `--collector.process`.
+    public static let descriptor = CollectorDescriptor(
+        name: "process", help: "The process_* metrics of the exporter itself.") { context, _ in
+        RunningCollector(ProcessCollector(procfs: context.procfs))
+    }
+}
