@@ -79,12 +79,9 @@ import CScanKernel
     @Test func anInjectedBitFlipIsFoundCountedAndLogged() throws {
         let dir = temporaryDirectory()
         let log = try EventLog(directory: dir)
-        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
-                                         arenaBytes: 256 << 10, nodes: [0], events: log)
-        try engine.start()
+        let engine = try startedArenaEngine(arenaBytes: 256 << 10, events: log)
         defer { engine.stop() }
         let node = engine.nodes[0]
-        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
         let offsets = try node.inject(.bitflip, count: 2)
         #expect(offsets.count == 2)
         #expect(node.counters.injectedCount(.bitflip) == 2)
@@ -111,12 +108,9 @@ import CScanKernel
     /// counters and, so that nothing is dropped silently, in eventsDroppedAtCap.
     @Test func mismatchesBeyondTheEventCapAreCountedAsDropped() throws {
         let log = try EventLog(directory: nil)
-        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
-                                         arenaBytes: 256 << 10, nodes: [0], events: log)
-        try engine.start()
+        let engine = try startedArenaEngine(arenaBytes: 256 << 10, events: log)
         defer { engine.stop() }
         let node = engine.nodes[0]
-        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
         let offsets = try node.inject(.bitflip, count: 40)
         node.trigger()
         let arena = node.counters.type(.arena)
@@ -129,12 +123,9 @@ import CScanKernel
     /// Injections repeated before the scan comes round land on distinct words, so every one is
     /// found exactly once; poison avoids pages holding a pending flip, and a full arena says so.
     @Test func repeatedInjectionsAreDistinctAndAllFound() throws {
-        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
-                                         arenaBytes: 256 << 10, nodes: [0])
-        try engine.start()
+        let engine = try startedArenaEngine(arenaBytes: 256 << 10)
         defer { engine.stop() }
         let node = engine.nodes[0]
-        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
         var flips: [UInt64] = []
         for _ in 0..<9 { flips += try node.inject(.bitflip, count: 32) }   // 32 of the 64 pages, 9 words each
         #expect(flips.count == 288 && Set(flips).count == 288)
@@ -150,12 +141,9 @@ import CScanKernel
     }
 
     @Test func anArenaFullOfPendingPoisonRefusesMore() throws {
-        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
-                                         arenaBytes: 64 << 10, nodes: [0])
-        try engine.start()
+        let engine = try startedArenaEngine(arenaBytes: 64 << 10)
         defer { engine.stop() }
         let node = engine.nodes[0]
-        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
         #expect(try node.inject(.poison, count: 10).count == 10)
         #expect(try node.inject(.poison, count: 10).count == 6, "16 pages: only 6 left")
         #expect { try node.inject(.poison, count: 1) } throws: { ($0 as? InjectError)?.code == .arenaFull }
@@ -187,12 +175,9 @@ import CScanKernel
     /// Synthetic poison (a truncated memfd page: a real SIGBUS BUS_ADRERR) is survived, counted as
     /// injected poison in the ordinary counters, retired and replaced; the scan goes on clean.
     @Test func injectedPoisonIsSurvivedCountedAndReplaced() throws {
-        let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
-                                         arenaBytes: 256 << 10, nodes: [0])
-        try engine.start()
+        let engine = try startedArenaEngine(arenaBytes: 256 << 10)
         defer { engine.stop() }
         let node = engine.nodes[0]
-        #expect(eventually { node.counters.wakeups.load(ordering: .relaxed) == 1 })
         let offsets = try node.inject(.poison, count: 3)
         #expect(offsets.count == 3 && node.counters.injectedCount(.poison) == 3)
         node.trigger()

@@ -41,3 +41,21 @@ func makeEngine(fixture name: String, config: ScanConfig, arenaBytes: Int = 256 
                                 events: try events ?? EventLog(directory: nil))
     return (engine, binder)
 }
+
+/// One worker on node 0 of the three-node fixture whose arena (`arenaBytes`) is scanned whole on
+/// each trigger (64 pages per wake, 60 s sleep), started and past its first wake. Stop it when done.
+func startedArenaEngine(arenaBytes: Int, events: EventLog? = nil) throws -> ScanEngine {
+    let (engine, _) = try makeEngine(fixture: "three-node", config: try ScanConfig(pagesToScan: 64, sleepMillis: 60_000, type: 1),
+                                     arenaBytes: arenaBytes, nodes: [0], events: events)
+    try engine.start()
+    if !eventually(20, { engine.nodes[0].counters.wakeups.load(ordering: .relaxed) == 1 }) {
+        engine.stop()
+        throw EngineNotReady()
+    }
+    return engine
+}
+
+/// The engine of `startedArenaEngine` did not finish its first wake in time.
+struct EngineNotReady: Error, CustomStringConvertible {
+    var description: String { "the worker did not finish its first wake in time" }
+}
